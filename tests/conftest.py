@@ -1,0 +1,3 @@
+"""Shared test configuration: pytester for plugin and suite tests."""
+
+pytest_plugins = ["pytester"]
