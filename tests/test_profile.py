@@ -1,0 +1,203 @@
+"""profile.py: TOML contract, every problem reported, secrets hidden."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from amicheck.errors import ProfileError
+from amicheck.profile import (
+    Profile,
+    Settings,
+    Thresholds,
+    User,
+    default_profile,
+    load_profile,
+    parse_profile,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "amicheck" / "data"
+
+MINIMAL = """
+[target]
+name = "t"
+host = "127.0.0.1"
+
+[[users]]
+username = "ucmamiuser1"
+secret = "Passw0rd"
+permitted = ["127.0.0.1/255.255.255.255"]
+privileges = ["all"]
+"""
+
+
+def test_default_profile() -> None:
+    prof = default_profile()
+    assert prof.name == "amicheck-simulator"
+    assert prof.target.host == "127.0.0.1"
+    s = prof.settings
+    assert (s.port, s.tls_enable, s.tls_port, s.write_timeout_ms) == (7777, True, 5039, 100)
+    assert (s.timestamp_events, s.auth_timeout_s, s.auth_limit) == (False, 30, 50)
+    assert s.banner == "Asterisk Call Manager/2.7.0"
+    assert s.stock_port == 5038
+    assert prof.tls.cert is None and prof.tls.key is None
+    assert prof.tls.plaintext_allowed
+    names = {u.username: u.privileges for u in prof.users}
+    assert names == {
+        "ucmamiuser1": ("all",),
+        "reportuser1": ("reporting",),
+        "calluser01": ("call",),
+        "origuser01": ("originate",),
+        "agentuser1": ("agent",),
+        "cdruser001": ("cdr",),
+        "useruser01": ("user",),
+        "dialplan01": ("dialplan",),
+    }
+    for u in prof.users:
+        assert u.secret
+        assert u.permitted == ("127.0.0.1/255.255.255.255",)
+    assert prof.path is not None and prof.path.name == "default-profile.toml"
+    assert prof.thresholds == Thresholds()
+
+
+def test_default_profile_is_fast_and_cached() -> None:
+    t0 = time.perf_counter()
+    a = default_profile()
+    print(f"default_profile: {(time.perf_counter() - t0) * 1000:.2f} ms (cached)")
+    assert a is default_profile()
+
+
+def test_minimal_defaults() -> None:
+    prof = parse_profile(MINIMAL)
+    assert prof.settings == Settings()
+    assert prof.path is None
+    assert prof.user("ucmamiuser1") is prof.users[0]
+    assert prof.user("UCMAMIUSER1") is prof.users[0]
+    assert prof.user("nobody") is None
+
+
+def test_secret_hidden_in_repr() -> None:
+    prof = parse_profile(MINIMAL)
+    assert "Passw0rd" not in repr(prof.users[0])
+    assert "Passw0rd" not in repr(prof)
+    assert "Passw0rd" not in str(prof.users[0])
+    assert prof.secrets() == {"Passw0rd"}
+
+
+def test_secret_env_resolved() -> None:
+    text = MINIMAL.replace('secret = "Passw0rd"', 'secret_env = "AMICHECK_SECRET_X"')
+    prof = parse_profile(text, env={"AMICHECK_SECRET_X": "fromEnv1"})
+    assert prof.users[0].secret == "fromEnv1"
+    assert prof.users[0].secret_env == "AMICHECK_SECRET_X"
+
+
+def test_secret_env_missing_named() -> None:
+    text = MINIMAL.replace('secret = "Passw0rd"', 'secret_env = "AMICHECK_SECRET_X"')
+    with pytest.raises(ProfileError) as ei:
+        parse_profile(text, env={}, source_name="p.toml")
+    assert ei.value.problems == [
+        "users[0].secret: not set (secret_env AMICHECK_SECRET_X is not in the environment)"
+    ]
+    assert ei.value.path == "p.toml"
+
+
+def test_every_problem_listed() -> None:
+    text = """
+bogus = 1
+[target]
+name = 5
+[settings]
+port = "7777"
+tls_enable = 1
+colour = "red"
+[tls]
+plaintext_allowed = "yes"
+[thresholds]
+ping_p50_ms = true
+[[users]]
+username = "a"
+secret = "x"
+secret_env = "Y"
+[[users]]
+secret = "Passw0rd"
+permitted = "127.0.0.1"
+extra = 1
+[[users]]
+username = "A"
+"""
+    with pytest.raises(ProfileError) as ei:
+        parse_profile(text, env={})
+    probs = ei.value.problems
+    keys = sorted(p.split(":")[0] for p in probs)
+    assert keys == sorted(
+        [
+            "bogus",
+            "target.name",
+            "settings.port",
+            "settings.tls_enable",
+            "settings.colour",
+            "tls.plaintext_allowed",
+            "thresholds.ping_p50_ms",
+            "users[0]",
+            "users[1].permitted",
+            "users[1].extra",
+            "users[1].username",
+            "users[2].username",
+        ]
+    ), probs
+    assert "invalid profile (12 problem(s))" in str(ei.value)
+
+
+def test_bad_toml() -> None:
+    with pytest.raises(ProfileError, match="not valid TOML"):
+        parse_profile("[target\n", source_name="x.toml")
+
+
+def test_wrong_table_shapes() -> None:
+    with pytest.raises(ProfileError) as ei:
+        parse_profile('settings = 3\nusers = "x"\n')
+    assert [p.split(":")[0] for p in ei.value.problems] == ["settings", "users"]
+
+
+def test_paths_relative_to_file(tmp_path: Path) -> None:
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    f = sub / "p.toml"
+    f.write_text('[tls]\ncert = "certs/c.pem"\nkey = "/abs/k.pem"\n', encoding="utf-8")
+    prof = load_profile(f)
+    assert prof.tls.cert == sub / "certs" / "c.pem"
+    assert prof.tls.key == Path("/abs/k.pem")
+    assert prof.path == f
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="cannot read the profile"):
+        load_profile(tmp_path / "nope.toml")
+
+
+def test_example_ucm_profile() -> None:
+    env = {"AMICHECK_SECRET_UCMAMIUSER1": "Abc12345", "AMICHECK_SECRET_REPORTUSER1": "Def678x"}
+    prof = load_profile(DATA / "example-ucm.toml", env=env)
+    assert prof.target.host == "192.0.2.10"
+    assert prof.tls.plaintext_allowed is False
+    assert prof.tls.cert == DATA / "ami_certificate.pem"
+    assert prof.secrets() == set(env.values())
+
+
+def test_no_secret_is_none() -> None:
+    prof = parse_profile('[[users]]\nusername = "ucmamiuser1"\n')
+    assert prof.users[0].secret is None
+    assert prof.secrets() == set()
+
+
+def test_frozen_and_replace() -> None:
+    prof = default_profile()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prof.settings.port = 1  # type: ignore[misc]
+    p2 = dataclasses.replace(prof, users=(*prof.users, User("extra0001", "Passw0rd")))
+    assert p2.user("extra0001") is not None
+    assert default_profile().user("extra0001") is None
+    assert isinstance(p2, Profile)
