@@ -416,40 +416,27 @@ def check_tls_files(
     if cert_pem is None or key_pem is None:
         return out
 
-    # lazy: only profiles with TLS files pay for these imports
+    # lazy: only profiles with TLS files pay for these imports (tlsaudit imports rules)
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from OpenSSL import SSL
+
+    from amicheck.tlsaudit import key_matches_cert
 
     cert: x509.Certificate | None = None
-    key: object = None
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError:
         out.append(Finding("tls-files", "tls.cert", f"{tls.cert}: not a PEM certificate"))
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
+    if b"-----BEGIN" not in key_pem or b"PRIVATE KEY-----" not in key_pem:
+        out.append(Finding("tls-files", "tls.key", f"{tls.key}: not a PEM private key"))
+    elif cert is not None and not key_matches_cert(cert, key_pem):
         out.append(
             Finding(
-                "tls-files", "tls.key", f"{tls.key}: not a PEM private key (or it is encrypted)"
+                "tls-files",
+                "tls.key",
+                f"{tls.key} is unreadable (encrypted?) or does not match the certificate "
+                f"{tls.cert.name} (Asterisk then starts no TLS listener)",
             )
         )
-    if cert is not None and key is not None:
-        ctx = SSL.Context(SSL.TLS_METHOD)
-        try:
-            ctx.use_certificate(cert)  # type: ignore[arg-type]  # stubs lag pyOpenSSL 24
-            ctx.use_privatekey(key)  # type: ignore[arg-type]
-            ctx.check_privatekey()
-        except (SSL.Error, TypeError, ValueError):
-            out.append(
-                Finding(
-                    "tls-files",
-                    "tls.key",
-                    f"{tls.key} does not match the certificate {tls.cert.name} "
-                    "(Asterisk then starts no TLS listener)",
-                )
-            )
     return out
 
 

@@ -1,0 +1,321 @@
+"""tlsaudit.py: certificate checks, and live probes against real loopback TLS servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+
+from amicheck.errors import ConnectError
+from amicheck.rules import Level
+from amicheck.tlsaudit import (
+    CIPHER_CLASSES,
+    ProbeStatus,
+    TlsVersion,
+    audit_endpoint,
+    audit_pem_files,
+    cert_report,
+    fetch_certificate_chain,
+    fingerprint,
+    key_matches_cert,
+    load_pem_chain,
+    local_support,
+    make_self_signed,
+    make_server_context,
+    probe_cipher_classes,
+    probe_plaintext,
+    probe_versions,
+)
+
+BANNER = b"Asterisk Call Manager/2.7.0\r\n"
+DAY = dt.timedelta(days=1)
+
+
+class LoopbackServer:
+    """A tiny AMI-ish server on 127.0.0.1: optional TLS, sends the banner, then closes."""
+
+    def __init__(self, ctx: ssl.SSLContext | None) -> None:
+        self.ctx = ctx
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.handshakes: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5.0)
+            try:
+                if self.ctx is None:
+                    conn.sendall(BANNER)
+                    conn.recv(1024)
+                else:
+                    with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                        self.handshakes.append(str(tls.version()))
+                        tls.sendall(BANNER)
+                    continue
+            except (OSError, ssl.SSLError):
+                pass
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def _write_pair(tmp: Path, name: str, **kw: object) -> tuple[Path, Path]:
+    cert, key = make_self_signed(name, **kw)  # type: ignore[arg-type]
+    cp, kp = tmp / f"{name}-cert.pem", tmp / f"{name}-key.pem"
+    cp.write_bytes(cert)
+    kp.write_bytes(key)
+    return cp, kp
+
+
+@pytest.fixture(scope="module")
+def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    tmp = tmp_path_factory.mktemp("pems")
+    return {
+        "good": _write_pair(tmp, "good"),
+        "weak": _write_pair(tmp, "weak", key_bits=1024, hash="sha1"),
+        "expired": _write_pair(tmp, "expired", not_before=-30 * DAY, not_after=-DAY),
+    }
+
+
+def _server(ctx: ssl.SSLContext | None) -> Iterator[LoopbackServer]:
+    srv = LoopbackServer(ctx)
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture(scope="module")
+def compliant(pems: dict[str, tuple[Path, Path]]) -> Iterator[LoopbackServer]:
+    yield from _server(make_server_context(*pems["good"]))
+
+
+@pytest.fixture(scope="module")
+def legacy(pems: dict[str, tuple[Path, Path]]) -> Iterator[LoopbackServer]:
+    ctx = make_server_context(*pems["weak"], legacy_versions=True, weak_ciphers=True)
+    yield from _server(ctx)
+
+
+@pytest.fixture(scope="module")
+def plaintext() -> Iterator[LoopbackServer]:
+    yield from _server(None)
+
+
+# --- generation and static checks ----------------------------------------------------------
+
+
+def test_make_self_signed_defaults() -> None:
+    cert_pem, key_pem = make_self_signed("ucm.test")
+    cert = load_pem_chain(cert_pem)[0]
+    rep = cert_report(cert, key_pem=key_pem, expected_names=["ucm.test", "127.0.0.1"])
+    assert rep.info is not None
+    assert (rep.info.key_type, rep.info.key_bits, rep.info.signature_hash) == (
+        "RSA",
+        2048,
+        "sha256",
+    )
+    assert rep.info.common_name == "ucm.test"
+    assert set(rep.info.san) == {"ucm.test", "127.0.0.1"}
+    assert rep.info.self_signed
+    assert rep.key_matches is True
+    assert rep.codes == {"self-signed"}
+    assert rep.ok  # self-signed is a warning
+    assert b"PRIVATE KEY" in key_pem and b"ENCRYPTED" not in key_pem
+
+
+def test_weak_sha1_rsa1024() -> None:
+    cert_pem, key_pem = make_self_signed("weak", key_bits=1024, hash="sha1")
+    rep = cert_report(cert_pem, key_pem=key_pem)
+    assert rep.info is not None and rep.info.signature_hash == "sha1"
+    assert rep.info.key_bits == 1024 and rep.info.self_signed
+    assert {"weak-key", "weak-signature"} <= rep.codes
+    assert rep.key_matches is True
+    assert not rep.ok
+
+
+def test_md5_signature() -> None:
+    cert_pem, _ = make_self_signed("m", key_bits=1024, hash="md5")
+    rep = cert_report(cert_pem)
+    assert rep.info is not None and rep.info.signature_hash == "md5"
+    assert "weak-signature" in rep.codes
+
+
+def test_validity_window() -> None:
+    expired, _ = make_self_signed(
+        "e", key_type="ec", key_bits=256, not_before=-9 * DAY, not_after=-DAY
+    )
+    future, _ = make_self_signed(
+        "f", key_type="ec", key_bits=256, not_before=DAY, not_after=9 * DAY
+    )
+    assert "expired" in cert_report(expired).codes
+    assert "not-yet-valid" in cert_report(future).codes
+    later = dt.datetime.now(dt.UTC) + 30 * DAY
+    assert "expired" in cert_report(future, now=later).codes
+
+
+def test_ec_key_and_bad_args() -> None:
+    cert_pem, key_pem = make_self_signed("ec", key_type="ec", key_bits=384, hash="sha384")
+    rep = cert_report(cert_pem, key_pem=key_pem)
+    assert rep.info is not None and (rep.info.key_type, rep.info.key_bits) == ("EC", 384)
+    assert rep.codes == {"self-signed"}
+    with pytest.raises(ValueError, match="EC key_bits"):
+        make_self_signed("x", key_type="ec", key_bits=1024)
+    with pytest.raises(ValueError, match="only supported with RSA"):
+        make_self_signed("x", key_type="ec", key_bits=256, hash="sha1")
+    with pytest.raises(ValueError, match="unsupported hash"):
+        make_self_signed("x", hash="sha3")
+    with pytest.raises(ValueError, match="key_type"):
+        make_self_signed("x", key_type="dsa")
+
+
+def test_trustme_chain_not_self_signed() -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("ucm.example")
+    rep = cert_report(
+        leaf.cert_chain_pems[0].bytes(),
+        key_pem=leaf.private_key_pem.bytes(),
+        expected_names=["other.example"],
+    )
+    assert rep.info is not None and not rep.info.self_signed
+    assert rep.codes == {"name-mismatch"}
+    assert [p.severity for p in rep.problems] == [Level.WARNING]
+
+
+def test_key_mismatch_and_bad_pem(tmp_path: Path, pems: dict[str, tuple[Path, Path]]) -> None:
+    good_cert, _ = pems["good"]
+    _, other_key = pems["weak"]
+    rep = audit_pem_files(good_cert, other_key)
+    assert "key-mismatch" in rep.codes and rep.key_matches is False
+    cert = load_pem_chain(good_cert.read_bytes())[0]
+    assert not key_matches_cert(cert, b"not a key")
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"hello")
+    assert audit_pem_files(junk).codes == {"bad-pem"}
+    assert audit_pem_files(tmp_path / "absent.pem").codes == {"unreadable"}
+
+
+def test_pem_file_size_limit(tmp_path: Path, pems: dict[str, tuple[Path, Path]]) -> None:
+    cert, key = pems["good"]
+    assert audit_pem_files(cert, key).codes == {"self-signed"}
+    big = tmp_path / "big.pem"
+    big.write_bytes(cert.read_bytes() + b"\n" * (2 * 1024 * 1024))
+    rep = audit_pem_files(big, key)
+    assert rep.codes == {"too-big"} and rep.info is None
+
+
+def test_local_support_reported() -> None:
+    ls = local_support()
+    print(f"\nprobe client: {ls.openssl}; server side: {ls.server_openssl}")
+    for v, ok in ls.versions.items():
+        print(f"  {v}: {'can negotiate' if ok else 'NOT negotiable'}")
+    for name, suites in ls.cipher_classes.items():
+        print(f"  {name}: {len(suites)} suites" if suites else f"  {name}: not testable")
+    assert ls.versions[TlsVersion.TLS1_2] and ls.versions[TlsVersion.TLS1_3]
+    assert set(ls.cipher_classes) == set(CIPHER_CLASSES)
+    assert ls.cipher_classes["static-RSA"]
+
+
+# --- live probes ---------------------------------------------------------------------------
+
+
+def test_compliant_server(compliant: LoopbackServer, pems: dict[str, tuple[Path, Path]]) -> None:
+    chain = fetch_certificate_chain("127.0.0.1", compliant.port, timeout=5)
+    served = load_pem_chain(pems["good"][0].read_bytes())[0]
+    assert fingerprint(chain[0]) == fingerprint(served)
+
+    versions = {p.version: p.status for p in probe_versions("127.0.0.1", compliant.port)}
+    assert versions[TlsVersion.TLS1_2] is ProbeStatus.ACCEPTED
+    assert versions[TlsVersion.TLS1_3] is ProbeStatus.ACCEPTED
+    for legacy_v in (TlsVersion.TLS1_0, TlsVersion.TLS1_1):
+        assert versions[legacy_v] in (ProbeStatus.REFUSED, ProbeStatus.NOT_TESTABLE)
+        assert versions[legacy_v] is not ProbeStatus.ACCEPTED
+
+    ciphers = {p.name: p for p in probe_cipher_classes("127.0.0.1", compliant.port)}
+    assert set(ciphers) == set(CIPHER_CLASSES)
+    ls = local_support()
+    for name, probe in ciphers.items():
+        if ls.cipher_classes[name]:
+            assert probe.status is ProbeStatus.REFUSED, (name, probe)
+        else:
+            assert probe.status is ProbeStatus.NOT_TESTABLE, (name, probe)
+
+    pt = probe_plaintext("127.0.0.1", compliant.port, banner_wait=0.3)
+    assert pt.status is ProbeStatus.REFUSED and pt.reply in ("tls-alert", "closed")
+
+
+def test_legacy_server(legacy: LoopbackServer) -> None:
+    rep = audit_endpoint("127.0.0.1", legacy.port, timeout=5, plaintext_wait=0.3)
+    assert rep.errors == ()
+    accepted = rep.accepted_versions()
+    ls = local_support()
+    for v in (TlsVersion.TLS1_0, TlsVersion.TLS1_1):
+        if ls.versions[v]:
+            assert v in accepted, rep.versions
+    assert TlsVersion.TLS1_2 in accepted
+    assert "static-RSA" in rep.accepted_weak_classes()
+    assert not {"NULL", "anon"} & rep.accepted_weak_classes()
+    assert rep.certificate is not None
+    assert {"weak-key", "weak-signature"} <= rep.certificate.codes
+    assert rep.plaintext.status is ProbeStatus.REFUSED
+    assert rep.chain_length == 1
+
+
+def test_expired_cert_served(pems: dict[str, tuple[Path, Path]]) -> None:
+    for srv in _server(make_server_context(*pems["expired"])):
+        rep = audit_endpoint("127.0.0.1", srv.port, timeout=5, plaintext_wait=0.2)
+        assert rep.certificate is not None and "expired" in rep.certificate.codes
+
+
+def test_plaintext_server(plaintext: LoopbackServer) -> None:
+    pt = probe_plaintext("127.0.0.1", plaintext.port)
+    assert (pt.status, pt.reply) == (ProbeStatus.ACCEPTED, "banner")
+    probes = probe_versions("127.0.0.1", plaintext.port, versions=[TlsVersion.TLS1_2])
+    assert probes[0].status is ProbeStatus.REFUSED
+    with pytest.raises(ConnectError, match="no TLS certificate"):
+        fetch_certificate_chain("127.0.0.1", plaintext.port)
+
+
+def test_closed_port_is_error_not_pass() -> None:
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    assert probe_versions("127.0.0.1", port, timeout=1)[0].status is ProbeStatus.ERROR
+    assert probe_plaintext("127.0.0.1", port, timeout=1).status is ProbeStatus.ERROR
+    rep = audit_endpoint("127.0.0.1", port, timeout=1)
+    assert rep.certificate is None and rep.errors
+    assert all(p.status is not ProbeStatus.ACCEPTED for p in rep.ciphers)
+
+
+def test_silent_server_times_out() -> None:
+    s = socket.create_server(("127.0.0.1", 0))  # listens, never accepts or answers
+    try:
+        port = s.getsockname()[1]
+        res = probe_versions("127.0.0.1", port, timeout=0.3, versions=[TlsVersion.TLS1_2])
+        assert res[0].status is ProbeStatus.ERROR and "timed out" in res[0].detail
+    finally:
+        s.close()
+
+
+def test_served_cert_is_x509(compliant: LoopbackServer) -> None:
+    chain = fetch_certificate_chain("127.0.0.1", compliant.port)
+    assert isinstance(chain[0], x509.Certificate)
