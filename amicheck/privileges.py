@@ -24,6 +24,7 @@ __all__ = [
     "UCM_PRIVILEGES",
     "ASTERISK_PRIVILEGES",
     "STOCK_ACTION_PRIVILEGES",
+    "ASTERISK22_EXTRA_ACTION_PRIVILEGES",
     "ACTION_PRIVILEGES",
     "UCM_PRIVILEGED_BRIDGE_ACTIONS",
     "ListedCommand",
@@ -206,6 +207,17 @@ STOCK_ACTION_PRIVILEGES: dict[str, frozenset[str]] = {
     "parkinglots": _p("call"),
     "agents": _p("agent"),
     "agentlogoff": _p("agent"),
+}
+
+#: Actions newer Asterisk (22.x ListCommands recording) has that 13.x lacks, with their
+#: classes; 22 also dropped ``Queues`` and ``DataGet``. Not part of the simulated UCM.
+ASTERISK22_EXTRA_ACTION_PRIVILEGES: dict[str, frozenset[str]] = {
+    "coreshowchannelmap": _p("system", "reporting"),
+    "dbgettree": _p("system", "reporting"),
+    "devicestatelist": _p("call", "reporting"),
+    "presencestatelist": _p("call", "reporting"),
+    "queuechangeprioritycaller": _NONE,
+    "queuewithdrawcaller": _NONE,
 }
 
 #: Actions the compliant UCM model restricts to ``call`` although stock Asterisk needs

@@ -18,6 +18,7 @@ machine's OpenSSL can still negotiate (a class it cannot offer is "not testable"
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import enum
 import functools
@@ -31,6 +32,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -71,6 +73,7 @@ __all__ = [
     "probe_cipher_classes",
     "probe_plaintext",
     "audit_endpoint",
+    "as_dict",
 ]
 
 MIN_RSA_BITS = 2048
@@ -566,7 +569,7 @@ class PlaintextProbe:
     """What a plaintext AMI client sees on the port: ``banner`` means plaintext AMI answered."""
 
     status: ProbeStatus  # ACCEPTED: plaintext AMI answered (bad on a TLS port)
-    reply: str  # "banner", "ami-response", "tls-alert", "closed", "silent", "error"
+    reply: str  # banner, ami-response, tls-alert, closed, silent, no-listener, error
     data: bytes = b""
     detail: str = ""
 
@@ -811,10 +814,14 @@ def probe_plaintext(
     """Talk plaintext AMI to ``host:port``: does an AMI banner or reply come back?
 
     Waits ``banner_wait`` for a banner, then sends ``Action: Ping`` and reads until
-    ``timeout``. ``ACCEPTED`` means plaintext AMI answered (on a TLS port: a finding).
+    ``timeout``. ``ACCEPTED`` means plaintext AMI answered (on a TLS port: a finding);
+    a refused connection is ``REFUSED`` with reply ``no-listener`` (nothing serves the port),
+    other connect failures and timeouts are ``ERROR``.
     """
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError as exc:
+        return PlaintextProbe(ProbeStatus.REFUSED, "no-listener", detail=f"connect: {exc}")
     except OSError as exc:
         return PlaintextProbe(ProbeStatus.ERROR, "error", detail=f"connect: {exc}")
     data = b""
@@ -907,3 +914,25 @@ def audit_endpoint(
         ),
         errors=tuple(errs),
     )
+
+
+def as_dict(obj: object) -> Any:
+    """Any result of this module as JSON-ready data (enums as values, datetimes ISO 8601,
+    certificates as their SHA-256 fingerprint, bytes as latin-1 text)."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, _dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, x509.Certificate):
+        return fingerprint(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("latin-1")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(as_dict(k)): as_dict(v) for k, v in obj.items()}
+    if isinstance(obj, frozenset | set):
+        return sorted(as_dict(x) for x in obj)
+    if isinstance(obj, list | tuple):
+        return [as_dict(x) for x in obj]
+    return obj

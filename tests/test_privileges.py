@@ -9,6 +9,7 @@ import pytest
 from amicheck.privileges import (
     ACTION_PRIVILEGES,
     ALL_MASK,
+    ASTERISK22_EXTRA_ACTION_PRIVILEGES,
     STOCK_ACTION_PRIVILEGES,
     UCM_PRIVILEGES,
     Privilege,
@@ -183,6 +184,8 @@ def test_asterisk22_differs_only_by_new_actions() -> None:
     for action, classes in known.items():
         assert STOCK_ACTION_PRIVILEGES[action] == classes, action
     assert "queues" not in full  # removed after 13
+    extra = {a: c for a, c in full.items() if a not in STOCK_ACTION_PRIVILEGES}
+    assert extra == ASTERISK22_EXTRA_ACTION_PRIVILEGES
 
 
 @pytest.mark.parametrize("user", ["priv_reporting", "priv_user000"])

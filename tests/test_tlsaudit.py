@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import ssl
 import threading
@@ -19,6 +20,7 @@ from amicheck.tlsaudit import (
     CIPHER_CLASSES,
     ProbeStatus,
     TlsVersion,
+    as_dict,
     audit_endpoint,
     audit_pem_files,
     cert_report,
@@ -278,6 +280,14 @@ def test_legacy_server(legacy: LoopbackServer) -> None:
     assert {"weak-key", "weak-signature"} <= rep.certificate.codes
     assert rep.plaintext.status is ProbeStatus.REFUSED
     assert rep.chain_length == 1
+    data = json.loads(json.dumps(as_dict(rep)))
+    assert data["versions"][2] == {
+        "version": "TLSv1.2",
+        "status": "accepted",
+        "cipher": data["versions"][2]["cipher"],
+        "detail": "",
+    }
+    assert data["certificate"]["info"]["signature_hash"] == "sha1"
 
 
 def test_expired_cert_served(pems: dict[str, tuple[Path, Path]]) -> None:
@@ -300,7 +310,8 @@ def test_closed_port_is_error_not_pass() -> None:
     port = s.getsockname()[1]
     s.close()
     assert probe_versions("127.0.0.1", port, timeout=1)[0].status is ProbeStatus.ERROR
-    assert probe_plaintext("127.0.0.1", port, timeout=1).status is ProbeStatus.ERROR
+    pt = probe_plaintext("127.0.0.1", port, timeout=1)
+    assert (pt.status, pt.reply) == (ProbeStatus.REFUSED, "no-listener")
     rep = audit_endpoint("127.0.0.1", port, timeout=1)
     assert rep.certificate is None and rep.errors
     assert all(p.status is not ProbeStatus.ACCEPTED for p in rep.ciphers)
