@@ -53,6 +53,9 @@ _FIRST_KEY_KIND = {
 }
 
 
+_new = object.__new__
+
+
 class Message:
     """One AMI packet.
 
@@ -67,7 +70,7 @@ class Message:
     A plain ``Message([("Action", "Ping"), ("ActionID", "1")])`` builds an action to send.
     """
 
-    __slots__ = ("_items", "_index", "text", "violations", "encoding")
+    __slots__ = ("_t", "_index", "text", "violations", "encoding")
 
     def __init__(
         self,
@@ -77,11 +80,30 @@ class Message:
         violations: tuple[Violation, ...] = (),
         encoding: str = "utf-8",
     ) -> None:
-        self._items: list[tuple[str, str]] = items if type(items) is list else list(items)
+        # Internally each header is the (key, separator, value) triple seen on the wire, so
+        # that a message parsed with an odd separator ("Key:value") encodes back unchanged.
+        self._t: list[tuple[str, str, str]] = [(k, ": ", v) for k, v in items]
         self._index: dict[str, str] | None = None
         self.text = text
         self.violations = violations
         self.encoding = encoding
+
+    @classmethod
+    def _from_triples(
+        cls,
+        triples: list[tuple[str, str, str]],
+        text: str | None = None,
+        violations: tuple[Violation, ...] = (),
+        encoding: str = "utf-8",
+    ) -> Message:
+        """Parser fast path: adopt ``str.partition`` results without copying."""
+        msg = _new(cls)
+        msg._t = triples
+        msg._index = None
+        msg.text = text
+        msg.violations = violations
+        msg.encoding = encoding
+        return msg
 
     # -- construction helpers -------------------------------------------------------------
     @classmethod
@@ -94,7 +116,7 @@ class Message:
     # -- lookups ----------------------------------------------------------------------------
     def _build_index(self) -> dict[str, str]:
         index: dict[str, str] = {}
-        for key, value in self._items:
+        for key, _, value in self._t:
             index.setdefault(key.lower(), value)
         self._index = index
         return index
@@ -107,7 +129,7 @@ class Message:
     def getall(self, key: str) -> list[str]:
         """Every value of ``key`` (case-insensitive), in wire order."""
         low = key.lower()
-        return [v for k, v in self._items if k.lower() == low]
+        return [v for k, _, v in self._t if k.lower() == low]
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)
@@ -121,29 +143,34 @@ class Message:
     # -- views ------------------------------------------------------------------------------
     @property
     def items(self) -> list[tuple[str, str]]:
-        """The raw ordered pairs (a copy: the message is treated as immutable)."""
-        return list(self._items)
+        """The ordered ``(key, value)`` pairs (a copy: messages are treated as immutable)."""
+        return [(k, v) for k, _, v in self._t]
+
+    @property
+    def raw_items(self) -> list[tuple[str, str, str]]:
+        """``(key, separator, value)`` exactly as on the wire (separator usually ``": "``)."""
+        return list(self._t)
 
     def keys(self) -> list[str]:
-        return [k for k, _ in self._items]
+        return [k for k, _, _ in self._t]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        return ((k, v) for k, _, v in self._t)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._t)
 
     @property
     def kind(self) -> MessageKind:
         """ACTION, RESPONSE or EVENT from the first header; RAW for text blocks."""
-        if not self._items:
+        if not self._t:
             return MessageKind.RAW if self.text is not None else MessageKind.UNKNOWN
-        return _FIRST_KEY_KIND.get(self._items[0][0].lower(), MessageKind.UNKNOWN)
+        return _FIRST_KEY_KIND.get(self._t[0][0].lower(), MessageKind.UNKNOWN)
 
     @property
     def name(self) -> str | None:
         """The value of the first header (the action, response or event name)."""
-        return self._items[0][1] if self._items else None
+        return self._t[0][2] if self._t else None
 
     @property
     def action_id(self) -> str | None:
@@ -173,19 +200,20 @@ class Message:
 
     def with_items(self, items: Iterable[tuple[str, str]]) -> Message:
         """A copy with other headers (e.g. redacted), same text and violations."""
-        return Message(list(items), text=self.text, violations=self.violations,
-                       encoding=self.encoding)
+        return Message(
+            list(items), text=self.text, violations=self.violations, encoding=self.encoding
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
             return NotImplemented
-        return self._items == other._items and self.text == other.text
+        return self._t == other._t and self.text == other.text
 
     def __hash__(self) -> int:
-        return hash((tuple(self._items), self.text))
+        return hash((tuple(self._t), self.text))
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{k}: {v}" for k, v in self._items[:6])
-        more = f", +{len(self._items) - 6}" if len(self._items) > 6 else ""
+        body = ", ".join(f"{k}: {v}" for k, _, v in self._t[:6])
+        more = f", +{len(self._t) - 6}" if len(self._t) > 6 else ""
         text = f", text={len(self.text)} chars" if self.text is not None else ""
         return f"<Message {self.kind.value} [{body}{more}]{text}>"
