@@ -303,9 +303,10 @@ def parse_profile(
         if key not in _TOP_KEYS:
             problems.append(f"{key}: unknown key (expected one of: {', '.join(_TOP_KEYS)})")
 
-    target = TargetInfo(
-        **_table(_sub_table(doc, "target", problems), "target", _TARGET_KEYS, problems)
-    )
+    target_vals = _table(_sub_table(doc, "target", problems), "target", _TARGET_KEYS, problems)
+    if "name" not in target_vals and not source_name.startswith("<"):
+        target_vals["name"] = Path(source_name).stem  # reports need some name
+    target = TargetInfo(**target_vals)
     settings = Settings(
         **_table(_sub_table(doc, "settings", problems), "settings", _SETTINGS_KEYS, problems)
     )

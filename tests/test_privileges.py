@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amicheck.privileges import (
     ACTION_PRIVILEGES,
@@ -200,3 +202,32 @@ def test_restricted_listing_is_what_may_run_allows(user: str) -> None:
 def test_ucm_table_covers_stock() -> None:
     assert set(ACTION_PRIVILEGES) == set(STOCK_ACTION_PRIVILEGES)
     assert all(a == a.lower() for a in ACTION_PRIVILEGES)
+
+
+def _c_instring(bigstr: str, smallstr: str) -> bool:
+    """A line-by-line port of Asterisk's ast_instring(bigstr, smallstr, ',') as a reference."""
+    s = bigstr + "\0"
+    val = 0
+    while True:
+        nxt = s.find(",", val)
+        if nxt != -1 and nxt < len(bigstr):
+            n = nxt - val
+            if s[val : val + n] == (smallstr + "\0" * n)[:n]:  # strncmp(val, smallstr, n) == 0
+                return True
+        else:
+            return smallstr == bigstr[val:]
+        val = nxt + 1
+        if s[val] == "\0":
+            return False
+
+
+@given(st.text(alphabet="acdeglmnorstuy,ASC ", max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_get_perm_matches_c_reference(text: str) -> None:
+    from amicheck.privileges import PERM_NAMES
+
+    expected = 0
+    for name, bit in PERM_NAMES:
+        if text and _c_instring(text, name):
+            expected |= int(bit)
+    assert get_perm(text) == expected

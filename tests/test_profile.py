@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amicheck.errors import ProfileError
 from amicheck.profile import (
@@ -171,6 +174,7 @@ def test_paths_relative_to_file(tmp_path: Path) -> None:
     assert prof.tls.cert == sub / "certs" / "c.pem"
     assert prof.tls.key == Path("/abs/k.pem")
     assert prof.path == f
+    assert prof.name == "p"  # no [target] name: the file's stem
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -201,3 +205,40 @@ def test_frozen_and_replace() -> None:
     assert p2.user("extra0001") is not None
     assert default_profile().user("extra0001") is None
     assert isinstance(p2, Profile)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_arbitrary_text_only_profile_error(text: str) -> None:
+    try:
+        prof = parse_profile(text, env={})
+    except ProfileError as exc:
+        assert exc.problems
+    else:
+        assert isinstance(prof, Profile)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["port", "tls_enable", "banner", "bogus", "auth_limit"]),
+        st.one_of(st.integers(-5, 70000), st.booleans(), st.text(max_size=5)),
+        max_size=5,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_settings_types(values: dict[str, object]) -> None:
+    def fmt(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        return json.dumps(v)  # a JSON string literal is a valid TOML basic string
+
+    body = "\n".join(f"{k} = {fmt(v)}" for k, v in values.items())
+    try:
+        prof = parse_profile("[settings]\n" + body + "\n", env={})
+    except ProfileError as exc:
+        assert all(p.startswith("settings.") or "TOML" in p for p in exc.problems)
+    else:
+        for k, v in values.items():
+            assert getattr(prof.settings, k) == v
