@@ -14,7 +14,9 @@ from pathlib import Path
 
 CONFORMANCE_DIR = Path(__file__).parent / "data" / "conformance"
 
-_LINE = re.compile(r"^\[t=\s*(?P<t>[\d.]+)\] \[(?P<conn>[^\]]+)\] (?P<dir>>>>|<<<|\*\*\*|---) ?(?P<rest>.*)$")
+_LINE = re.compile(
+    r"^\[t=\s*(?P<t>[\d.]+)\] \[(?P<conn>[^\]]+)\] (?P<dir>>>>|<<<|\*\*\*|---) ?(?P<rest>.*)$"
+)
 
 
 @dataclass

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Message", "MessageKind", "Violation"]
 
 
-class MessageKind(str, Enum):
+class MessageKind(StrEnum):
     """What a message is, from its first header (``Action``/``Response``/``Event``).
 
     ``RAW`` is a headerless text block (Asterisk 13's ``Queues`` answer); ``UNKNOWN`` is a

@@ -195,7 +195,11 @@ class Parser:
         self._consume(size - keep)
 
     def _skip_oversized(self) -> bool:
-        end = self._find_end()
+        buf = self._buf
+        i = buf.find(b"\n\r\n", self._scan)
+        j = buf.find(b"\n\n", self._scan)
+        ends = [x for x in (i + 3 if i >= 0 else -1, j + 2 if j >= 0 else -1) if x >= 0]
+        end = min(ends) if ends else -1  # the FIRST terminator ends the dropped message
         if end < 0:
             size = len(self._buf)
             if size > 3:
