@@ -17,6 +17,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
@@ -163,7 +164,9 @@ class Simulator:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         weak = self.faults & {"tls-legacy", "tls-weak-ciphers", "weak-cert-key"}
         if "tls-legacy" in self.faults:
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            with warnings.catch_warnings():   # deprecated on purpose: that is the fault
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1
         else:
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if "tls-weak-ciphers" in self.faults:

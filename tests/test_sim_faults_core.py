@@ -1,0 +1,374 @@
+"""Each core fault profile shows its one deviation (and the compliant simulator does not)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterator
+
+import pytest
+from cryptography import x509
+from test_sim_core_kit import SECRET, Conn, make_profile, sim_running
+
+from amicheck.errors import ProfileError
+from amicheck.sim import FAULTS, Simulator, replies
+from amicheck.sim.faults import ExtraUser
+
+PING = b"Action: Ping\r\nActionID: p\r\n\r\n"
+
+
+def _extra(fault: str) -> ExtraUser:
+    return FAULTS[fault].extra_users[0]
+
+
+def _fake(name: str) -> Callable[[object, object], None]:
+    def handler(ctx: object, req: object) -> None:
+        ctx.reply(replies.success(ctx.action_id, f"{name} ran"))  # type: ignore[attr-defined]
+    return handler
+
+
+def _ensure_handlers(sim: Simulator, *names: str) -> None:
+    """Privilege tests need a handler to reach; handlers.py's own wins when it has one."""
+    for name in names:
+        sim.call(lambda core, n=name: core.handlers.setdefault(n, _fake(n)))
+
+
+def _tls_client(*, legacy: bool = False, cipher: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers((cipher or "ALL") + ":@SECLEVEL=0")
+    if legacy:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1
+    elif cipher:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _served_cert(sim: Simulator) -> x509.Certificate:
+    with Conn(sim.host, sim.tls_port or 0, tls=_tls_client()) as c:
+        der = c.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+    assert der
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.fixture
+def tls_profile() -> object:
+    return make_profile(tls_enable=True)
+
+
+# -- provisioning faults: extra users the rules would refuse ---------------------------------
+
+@pytest.mark.parametrize("fault", ["short-username", "weak-password", "system-privilege"])
+def test_rule_breaking_user_is_served(fault: str) -> None:
+    extra = _extra(fault)
+    with sim_running(faults=[fault]) as sim, Conn.to(sim) as c:
+        assert sim.profile.user(extra.username) is not None
+        assert c.login(extra.username, extra.secret)["Message"] == "Authentication accepted"
+    from amicheck.profile import User
+    bad = make_profile([User(extra.username, extra.secret, extra.permitted, extra.privileges)])
+    with pytest.raises(ProfileError):
+        Simulator(bad)
+
+
+def test_empty_acl_allows() -> None:
+    with sim_running(faults=["empty-acl-allows"]) as sim:
+        with Conn.to(sim, source="127.0.0.2") as c:
+            assert c.login("emptyacl01")["Message"] == "Authentication accepted"
+        with Conn.to(sim) as c:
+            assert c.login("openacl01", "0pen-Acl01")["Message"] == "Authentication accepted"
+        with Conn.to(sim) as c:   # a non-empty list is still enforced
+            c.login("remoteonly1")
+            assert c.closed(3)
+
+
+def test_acl_ignored() -> None:
+    with sim_running(faults=["acl-ignored"]) as sim:
+        cases = (("remoteonly1", None), ("ucmamiuser1", "127.0.0.2"), ("emptyacl01", None))
+        for user, src in cases:
+            with Conn.to(sim, source=src) as c:
+                assert c.login(user)["Message"] == "Authentication accepted", user
+
+
+def test_user_enumeration() -> None:
+    with sim_running(faults=["user-enumeration"], fail_delay=30) as sim:
+        with Conn.to(sim) as c:
+            m = c.login("nosuchuser9")
+            assert m["Message"] == "Invalid username" and c.closed(3)
+    with sim_running(faults=["user-enumeration"]) as sim, Conn.to(sim) as c:
+        assert c.login("ucmamiuser1", "Wrong-pass1")["Message"] == "Authentication failed"
+
+
+def test_no_auth_timeout() -> None:
+    with sim_running(make_profile(auth_timeout_s=1), faults=["no-auth-timeout"]) as sim:
+        with Conn.to(sim) as c:
+            c.banner()
+            time.sleep(1.4)
+            c.send(PING)
+            assert c.one()["Message"] == "Permission denied"
+
+
+def test_auth_limit_ignored() -> None:
+    with sim_running(make_profile(auth_limit=1), faults=["auth-limit-ignored"]) as sim:
+        conns = [Conn.to(sim) for _ in range(4)]
+        assert all(c.banner() for c in conns)
+        for c in conns:
+            c.close()
+
+
+def test_preauth_actions() -> None:
+    with sim_running(faults=["preauth-actions"]) as sim, Conn.to(sim) as c:
+        c.banner()
+        c.send(PING)
+        assert c.one()["Ping"] == "Pong"
+
+
+def test_challenge_broken() -> None:
+    with sim_running(faults=["challenge-broken"]) as sim, Conn.to(sim) as c:
+        c.banner()
+        c.action("Challenge", AuthType="MD5")
+        ch = c.one()["Challenge"]
+        key = hashlib.md5((ch + SECRET).encode()).hexdigest()
+        c.action("Login", AuthType="MD5", Username="ucmamiuser1", Key=key)
+        assert c.one()["Message"] == "Authentication failed"
+
+
+def test_logoff_ignored() -> None:
+    with sim_running(faults=["logoff-ignored"]) as sim, Conn.to(sim) as c:
+        c.login(events="off")
+        c.action("Logoff")
+        assert c.one().name == "Goodbye"
+        c.send(PING)
+        assert c.one()["Ping"] == "Pong"
+
+
+def test_banner_mismatch() -> None:
+    with sim_running(faults=["banner-mismatch"]) as sim, Conn.to(sim) as c:
+        assert c.banner() == "Asterisk Call Manager/1.1"
+
+
+def test_stock_port_open() -> None:
+    with sim_running(faults=["stock-port-open"]) as sim:
+        with Conn(sim.host, sim.stock_port) as c:
+            assert c.banner() == "Asterisk Call Manager/2.7.0"
+
+
+def test_timestamp_mismatch() -> None:
+    with sim_running(faults=["timestamp-mismatch"]) as sim, Conn.to(sim) as c:
+        c.login()
+        auth = c.until(lambda m: m.name == "SuccessfulAuth")
+        assert "Timestamp" in auth and not sim.profile.settings.timestamp_events
+
+
+# -- TLS faults ----------------------------------------------------------------------------
+
+def test_expired_cert(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["expired-cert"]) as sim:  # type: ignore[arg-type]
+        cert = _served_cert(sim)
+        assert cert.not_valid_after_utc < dt.datetime.now(dt.UTC)
+
+
+def test_weak_cert_key(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["weak-cert-key"]) as sim:  # type: ignore[arg-type]
+        cert = _served_cert(sim)
+        assert cert.public_key().key_size == 1024  # type: ignore[union-attr]
+        assert cert.signature_hash_algorithm is not None
+        assert cert.signature_hash_algorithm.name == "sha1"
+
+
+def test_cert_mismatch(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["cert-mismatch"]) as sim:  # type: ignore[arg-type]
+        assert sim.tls_cert_path is not None
+        profile_cert = x509.load_pem_x509_certificate(sim.tls_cert_path.read_bytes())
+        assert _served_cert(sim) != profile_cert
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        assert sim.tls_cert_path is not None
+        assert _served_cert(sim) == x509.load_pem_x509_certificate(
+            sim.tls_cert_path.read_bytes())
+
+
+def _handshake(sim: Simulator, ctx: ssl.SSLContext) -> bool:
+    try:
+        with Conn(sim.host, sim.tls_port or 0, tls=ctx) as c:
+            return c.banner() is not None
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def test_tls_legacy(tls_profile: object) -> None:
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        assert not _handshake(sim, _tls_client(legacy=True))
+    with sim_running(tls_profile, faults=["tls-legacy"]) as sim:  # type: ignore[arg-type]
+        assert _handshake(sim, _tls_client(legacy=True))
+
+
+def test_tls_weak_ciphers(tls_profile: object) -> None:
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        assert not _handshake(sim, _tls_client(cipher="AES128-SHA"))
+    with sim_running(tls_profile, faults=["tls-weak-ciphers"]) as sim:  # type: ignore[arg-type]
+        assert _handshake(sim, _tls_client(cipher="AES128-SHA"))
+
+
+def test_plaintext_on_tls_port(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["plaintext-on-tls-port"]) as sim:  # type: ignore[arg-type]
+        with Conn(sim.host, sim.tls_port or 0) as c:
+            assert c.banner() == "Asterisk Call Manager/2.7.0"
+
+
+def test_tls_pipeline_stall(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["tls-pipeline-stall"]) as sim:  # type: ignore[arg-type]
+        with Conn(sim.host, sim.tls_port or 0, tls=_tls_client()) as c:
+            c.login(events="off")
+            c.send(PING * 3)
+            assert len(c.quiet(0.3)) == 1
+        with Conn.to(sim) as c:   # plaintext is unaffected
+            c.login(events="off")
+            c.send(PING * 3)
+            assert len(c.read(3)) == 3
+
+
+def test_plaintext_with_tls(tls_profile: object) -> None:
+    prof = dataclasses.replace(tls_profile, tls=dataclasses.replace(  # type: ignore[type-var]
+        tls_profile.tls, plaintext_allowed=False))  # type: ignore[attr-defined]
+    with sim_running(prof) as sim:   # compliant: TLS only, the plaintext port refuses
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((sim.host, sim.port), timeout=2).close()
+    with sim_running(tls_profile, faults=["plaintext-with-tls"]) as sim:  # type: ignore[arg-type]
+        assert sim.profile.tls.plaintext_allowed is False
+        with Conn.to(sim) as c:
+            assert c.banner() == "Asterisk Call Manager/2.7.0"
+
+
+# -- framing faults ------------------------------------------------------------------------
+
+@pytest.fixture
+def logged(request: pytest.FixtureRequest) -> Iterator[Conn]:
+    with sim_running(faults=[request.param]) as sim, Conn.to(sim) as c:
+        c.login(events="off")
+        c.sim = sim  # type: ignore[attr-defined]
+        yield c
+
+
+@pytest.mark.parametrize("logged", ["long-line-desync"], indirect=True)
+def test_long_line_desync(logged: Conn) -> None:
+    logged.send(b"Action: Ping\r\nActionID: L\r\nX: " + b"y" * 1500 + b"\r\n\r\n")
+    assert logged.one()["Ping"] == "Pong"
+
+
+@pytest.mark.parametrize("logged", ["nul-closes-session"], indirect=True)
+def test_nul_closes_session(logged: Conn) -> None:
+    logged.send(b"Action: Ping\x00\r\n\r\n")
+    assert logged.closed(3)
+
+
+@pytest.mark.parametrize("logged", ["header-limit-ignored"], indirect=True)
+def test_header_limit_ignored(logged: Conn) -> None:
+    logged.send(b"Action: Ping\r\n" + b"X: y\r\n" * 140 + b"\r\n")
+    assert logged.one()["Ping"] == "Pong"
+
+
+@pytest.mark.parametrize("logged", ["crlf-only"], indirect=True)
+def test_crlf_only(logged: Conn) -> None:
+    logged.send(b"Action: Ping\nActionID: lf\n\n")
+    assert logged.quiet(0.3) == []
+    logged.send(b"\r\n\r\n" + PING)   # CRLF still works (after the stuck message ends)
+    stuck, pong = logged.read(2)
+    assert stuck["Message"].startswith("Invalid/unknown command: Ping ActionID: lf")
+    assert pong["ActionID"] == "p"
+
+
+@pytest.mark.parametrize("logged", ["case-sensitive-keys"], indirect=True)
+def test_case_sensitive_keys(logged: Conn) -> None:
+    logged.send(b"action: Ping\r\nActionID: c\r\n\r\n")
+    assert logged.one()["Message"] == "Missing action in request"
+
+
+@pytest.mark.parametrize("logged", ["segment-sensitive"], indirect=True)
+def test_segment_sensitive(logged: Conn) -> None:
+    logged.send(b"Action: Pi")
+    time.sleep(0.2)   # a separate read on the server
+    logged.send(b"ng\r\nActionID: s\r\n\r\n")
+    assert logged.one()["Message"] == "Missing action in request"
+
+
+@pytest.mark.parametrize("logged", ["pipeline-drop"], indirect=True)
+def test_pipeline_drop(logged: Conn) -> None:
+    logged.send(PING * 3)
+    assert len(logged.quiet(0.3)) == 1
+
+
+@pytest.mark.parametrize("logged", ["crash-on-hostile"], indirect=True)
+def test_crash_on_hostile(logged: Conn) -> None:
+    sim: Simulator = logged.sim  # type: ignore[attr-defined]
+    logged.send(b"Action: Ping\r\nX: " + b"y" * 1500 + b"\r\n\r\n")
+    assert "line too long" in logged.one()["Message"]
+    with Conn.to(sim) as c:
+        assert c.banner() is None and c.eof
+    sim.reset()
+    with Conn.to(sim) as c:
+        assert c.banner() == "Asterisk Call Manager/2.7.0"
+
+
+@pytest.mark.parametrize("logged", ["error-text"], indirect=True)
+def test_error_text(logged: Conn) -> None:
+    logged.send(b"ActionID: e\r\n\r\nAction: NoSuch\r\n\r\n")
+    missing, unknown = logged.read(2)
+    assert missing["Message"] != "Missing action in request"
+    assert not unknown["Message"].startswith("Invalid/unknown command")
+
+
+@pytest.mark.parametrize("logged", ["slow-responses"], indirect=True)
+def test_slow_responses(logged: Conn) -> None:
+    t0 = time.monotonic()
+    logged.send(PING)
+    assert logged.one()["Ping"] == "Pong"
+    assert time.monotonic() - t0 >= 0.02
+
+
+# -- privilege faults ----------------------------------------------------------------------
+
+def test_privilege_leak() -> None:
+    for faults, expect_denied in (((), True), (("privilege-leak",), False)):
+        with sim_running(faults=faults) as sim, Conn.to(sim) as c:
+            _ensure_handlers(sim, "hangup")
+            c.login("reportuser1", events="off")
+            c.send(b"Action: Hangup\r\nChannel: PJSIP/none-1\r\n\r\n")
+            denied = c.one().get("Message") == "Permission denied"
+            assert denied is expect_denied, faults
+
+
+def test_bridge_unprivileged() -> None:
+    for faults, expect_denied in (((), True), (("bridge-unprivileged",), False)):
+        with sim_running(faults=faults) as sim, Conn.to(sim) as c:
+            _ensure_handlers(sim, "bridgelist")
+            c.login("reportuser1", events="off")
+            c.send(b"Action: BridgeList\r\n\r\n")
+            denied = c.one().get("Message") == "Permission denied"
+            assert denied is expect_denied, faults
+
+
+def test_event_leak() -> None:
+    with sim_running(faults=["event-leak"]) as sim, Conn.to(sim) as c:
+        c.login("reportuser1")
+        c.quiet(0.1)
+        sim.emit(replies.event("Newchannel", ("call",), [("Channel", "PJSIP/1000-1")]),
+                 ("call",))
+        assert [m.name for m in c.quiet(0.3)] == ["Newchannel"]
+
+
+def test_every_core_fault_has_a_test() -> None:
+    import sys
+
+    names = {n.removeprefix("test_").replace("_", "-") for n in dir(sys.modules[__name__])
+             if n.startswith("test_")}
+    covered = names | {"short-username", "weak-password", "system-privilege"}
+    missing = {n for n, f in FAULTS.items() if f.core} - covered
+    assert not missing
