@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import importlib
 import random
 import re
 import time
@@ -37,7 +36,10 @@ from amicheck.protocol.grammar import LINE_TOO_LONG, TOO_MANY_LINES
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request, RequestParser
 from amicheck.rules import acl_allows
+from amicheck.sim import handlers as _handlers
 from amicheck.sim import replies
+from amicheck.sim.handlers import ActionContext, HandlerError
+from amicheck.sim.pbx import Pbx
 
 __all__ = ["SimCore", "AmiSession", "MISSING_ACTION", "UNKNOWN_COMMAND", "WRITE_BUFFER_BOUND"]
 
@@ -59,11 +61,13 @@ _SYSTEM = names_to_mask(("system",))
 _PREAUTH = frozenset({"login", "logoff", "challenge"})
 _BANNER_FAULT = "Asterisk Call Manager/1.1"
 _SLOW_S = 0.025
+_GETCONFIG = frozenset({"getconfig", "getconfigjson"})
 _LEAK_CLASSES = frozenset({"originate", "call"})
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _FULLY_BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
 
-Handler = Callable[[Any, Request], None]
+Handler = Callable[[ActionContext, Request], None]
+_CORE_ACTIONS = frozenset({"login", "logoff", "challenge", "events"})
 
 
 def _tv(when: float | None = None) -> str:
@@ -97,18 +101,6 @@ def _address(sockaddr: Any, tls: bool) -> tuple[str, str]:
     ip, port = str(sockaddr[0]), int(sockaddr[1])
     family = "IPV6" if ":" in ip else "IPV4"
     return ip, f"{family}/{'TLS' if tls else 'TCP'}/{ip}/{port}"
-
-
-def _ping(ctx: Any, req: Request) -> None:
-    """Fallback Ping (used only while handlers.py lacks one): ``Ping: Pong`` + Timestamp."""
-    ctx.reply(replies.success(ctx.action_id, None, [("Ping", "Pong"), ("Timestamp", _timestamp())]))
-
-
-class _Ctx:
-    """Stand-in ActionContext for the fallback handlers (same attribute names)."""
-
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
 
 
 class SimCore:
@@ -179,29 +171,25 @@ class SimCore:
         self.fx_logoff = "logoff-ignored" in f
         self.fx_event_leak = "event-leak" in f
         self.fx_priv_leak = "privilege-leak" in f
-        self.handlers: dict[str, Handler] = {"ping": _ping}
-        self.context_type: Callable[..., Any] = _Ctx
-        self.pbx: Any = None
+        self.fx_getconfig = "getconfig-traversal" in f
+        self.handlers: dict[str, Handler] = {}
+        self.pbx: Pbx
         self._load_handlers()
 
     # -- wiring -----------------------------------------------------------------------------
     def _load_handlers(self) -> None:
-        """Use handlers.py and pbx.py when they exist (they are written in parallel)."""
-        try:
-            mod = importlib.import_module("amicheck.sim.handlers")
-        except ModuleNotFoundError as exc:
-            if exc.name != "amicheck.sim.handlers":
-                raise
-            return
-        self.handlers.update(getattr(mod, "HANDLERS", {}))
-        self.context_type = getattr(mod, "ActionContext", _Ctx)
-        try:
-            pbx_mod = importlib.import_module("amicheck.sim.pbx")
-        except ModuleNotFoundError as exc:
-            if exc.name != "amicheck.sim.pbx":
-                raise
-            return
-        self.pbx = pbx_mod.Pbx(self.seed, self.call_later, self.emit)
+        """HANDLERS, plus ListCommands-listed actions without a handler (via dispatch)."""
+        self.handlers.update(_handlers.HANDLERS)
+        for name in _handlers.SYNOPSIS:
+            low = name.lower()
+            if low not in self.handlers and low not in _CORE_ACTIONS:
+                self.handlers[low] = self._via_dispatch
+        self.pbx = Pbx(self.seed, self.call_later, self.emit)
+
+    def _via_dispatch(self, ctx: ActionContext, req: Request) -> None:
+        err = _handlers.dispatch(ctx, req)
+        if err is not None:
+            self.errors.append(err)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
         """PBX timers; exceptions are collected, never lost."""
@@ -296,6 +284,8 @@ class SimCore:
 
     def allowed(self, privs: tuple[str, ...], action: str) -> bool:
         """process_message: authority 0, or any required class in the user's write perms."""
+        if self.fx_getconfig and action in _GETCONFIG:
+            return True   # getconfig-traversal: GetConfig for every user (handler reads ../)
         need = required_classes(action, self.table)
         if need is None:
             return "all" in privs  # an action the table does not know: only "all" runs it
@@ -560,7 +550,7 @@ class AmiSession(asyncio.Protocol):
                 "RequestNotAllowed", self, self.username, [("RequestType", f"Action: {action}")]
             )
             return
-        ctx = core.context_type(
+        ctx = ActionContext(
             session_id=self.session_id,
             username=self.username,
             privileges=frozenset(privs),
@@ -576,8 +566,8 @@ class AmiSession(asyncio.Protocol):
         try:
             handler(ctx, req)
         except Exception as exc:  # noqa: BLE001 - collected, re-raised by check_errors()
-            core.errors.append(exc)
-            self.send(replies.error(aid, f"Internal simulator error in {action}"))
+            core.errors.append(HandlerError(action, exc))
+            self.send(replies.error(aid, "Internal simulator error"))
 
     # -- core actions -----------------------------------------------------------------------
     def _challenge(self, req: Request, aid: str | None) -> None:
