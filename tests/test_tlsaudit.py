@@ -330,3 +330,35 @@ def test_silent_server_times_out() -> None:
 def test_served_cert_is_x509(compliant: LoopbackServer) -> None:
     chain = fetch_certificate_chain("127.0.0.1", compliant.port)
     assert isinstance(chain[0], x509.Certificate)
+
+
+@pytest.mark.parametrize(
+    ("pem", "options", "versions", "weak"),
+    [
+        ("good", {"legacy_versions": True}, {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"}, set()),
+        ("weak", {"weak_key_ok": True}, {"TLSv1.2", "TLSv1.3"}, set()),
+        ("good", {"weak_ciphers": True}, {"TLSv1.2", "TLSv1.3"}, {"static-RSA"}),
+    ],
+)
+def test_server_context_one_deviation_each(
+    pems: dict[str, tuple[Path, Path]],
+    pem: str,
+    options: dict[str, bool],
+    versions: set[str],
+    weak: set[str],
+) -> None:
+    """Each make_server_context option adds exactly its own deviation (fault profiles)."""
+    ls = local_support()
+    for srv in _server(make_server_context(*pems[pem], **options)):
+        got_v = {
+            p.version.value
+            for p in probe_versions("127.0.0.1", srv.port)
+            if p.status is ProbeStatus.ACCEPTED
+        }
+        got_w = {
+            p.name
+            for p in probe_cipher_classes("127.0.0.1", srv.port)
+            if p.status is ProbeStatus.ACCEPTED
+        }
+        assert got_v == {v for v in versions if ls.versions[TlsVersion(v)]}
+        assert got_w == weak
