@@ -770,13 +770,11 @@ def probe_versions(
             )
             continue
         res = handshake(host, port, _client_context(v, v), timeout=timeout)
-        status = res.status
-        if status is ProbeStatus.ACCEPTED and res.version is not v:
-            status, res = (
-                ProbeStatus.REFUSED,
-                HandshakeResult(status, detail=f"negotiated {res.version} instead"),
-            )
-        out.append(VersionProbe(v, status, res.cipher, res.detail))
+        if res.status is ProbeStatus.ACCEPTED and res.version is not v:  # cannot happen in
+            # OpenSSL (min = max), but never count another version as this one's pass
+            out.append(VersionProbe(v, ProbeStatus.ERROR, None, f"negotiated {res.version}"))
+            continue
+        out.append(VersionProbe(v, res.status, res.cipher, res.detail))
     return tuple(out)
 
 

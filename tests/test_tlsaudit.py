@@ -362,3 +362,9 @@ def test_server_context_one_deviation_each(
         }
         assert got_v == {v for v in versions if ls.versions[TlsVersion(v)]}
         assert got_w == weak
+
+
+def test_sni_server_name(compliant: LoopbackServer) -> None:
+    chain = fetch_certificate_chain("127.0.0.1", compliant.port, server_name="good")
+    rep = cert_report(chain[0], expected_names=["good"])
+    assert "name-mismatch" not in rep.codes
