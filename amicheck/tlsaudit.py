@@ -57,6 +57,8 @@ __all__ = [
     "EndpointReport",
     "CIPHER_CLASSES",
     "MIN_RSA_BITS",
+    "EXPIRY_WARNING_DAYS",
+    "same_certificate",
     "MIN_EC_BITS",
     "make_self_signed",
     "make_server_context",
@@ -77,6 +79,8 @@ __all__ = [
 ]
 
 MIN_RSA_BITS = 2048
+#: A certificate with fewer days left than this gets an ``expires-soon`` warning.
+EXPIRY_WARNING_DAYS = 30
 MIN_EC_BITS = 256
 _WEAK_HASHES = frozenset({"md5", "sha1", "md2", "md4"})
 #: Client cipher list that offers everything this OpenSSL has (no PSK/SRP: they need secrets).
@@ -303,6 +307,8 @@ class CertReport:
     key_matches: bool | None = None
     file_size: int | None = None
     problems: tuple[CertProblem, ...] = ()
+    #: Whole days until ``not_after`` at audit time (negative: expired), None if unparsed.
+    days_left: int | None = None
 
     @property
     def codes(self) -> frozenset[str]:
@@ -327,6 +333,15 @@ def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint, upper-case hex with colons (as browsers show it)."""
     digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def same_certificate(a: x509.Certificate, b: x509.Certificate | bytes | str | Path) -> bool:
+    """Whether ``a`` is the (first) certificate of ``b`` (parsed, PEM bytes or a PEM file)."""
+    if isinstance(b, str | Path):
+        b = Path(b).read_bytes()
+    if isinstance(b, bytes):
+        b = load_pem_chain(b)[0]
+    return fingerprint(a) == fingerprint(b)
 
 
 def _key_desc(cert: x509.Certificate) -> tuple[str, int]:
@@ -433,8 +448,14 @@ def cert_report(
     now: _dt.datetime | None = None,
     expected_names: Iterable[str] = (),
     file_size: int | None = None,
+    min_days_left: int = EXPIRY_WARNING_DAYS,
 ) -> CertReport:
-    """Audit one certificate (PEM bytes or parsed), optionally with its key."""
+    """Audit one certificate (PEM bytes or parsed), optionally with its key.
+
+    Problem codes: ``expired``, ``not-yet-valid``, ``expires-soon`` (warning: fewer than
+    ``min_days_left`` days left), ``weak-key``, ``weak-signature``, ``self-signed``
+    (warning), ``name-mismatch`` (warning), ``key-mismatch``, ``bad-pem``.
+    """
     problems: list[CertProblem] = []
     if isinstance(cert, bytes):
         try:
@@ -447,6 +468,16 @@ def cert_report(
     t = now or _now()
     if t > info.not_after:
         problems.append(CertProblem("expired", f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC"))
+    days_left = (info.not_after - t).days
+    if t <= info.not_after and days_left < min_days_left:
+        problems.append(
+            CertProblem(
+                "expires-soon",
+                f"expires on {info.not_after:%Y-%m-%d} ({days_left} days left, "
+                f"want >= {min_days_left})",
+                Level.WARNING,
+            )
+        )
     if t < info.not_before:
         problems.append(
             CertProblem("not-yet-valid", f"valid only from {info.not_before:%Y-%m-%d %H:%M} UTC")
@@ -485,7 +516,7 @@ def cert_report(
             problems.append(
                 CertProblem("key-mismatch", "the private key is invalid or does not match")
             )
-    return CertReport(source, info, matches, file_size, tuple(problems))
+    return CertReport(source, info, matches, file_size, tuple(problems), days_left)
 
 
 def audit_pem_files(
@@ -526,7 +557,7 @@ def audit_pem_files(
         expected_names=expected_names,
         file_size=size,
     )
-    return CertReport(rep.source, rep.info, rep.key_matches, size, (*problems, *rep.problems))
+    return dataclasses.replace(rep, file_size=size, problems=(*problems, *rep.problems))
 
 
 # --- live probes ---------------------------------------------------------------------------

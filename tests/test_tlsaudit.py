@@ -34,6 +34,7 @@ from amicheck.tlsaudit import (
     probe_cipher_classes,
     probe_plaintext,
     probe_versions,
+    same_certificate,
 )
 
 BANNER = b"Asterisk Call Manager/2.7.0\r\n"
@@ -173,6 +174,12 @@ def test_validity_window() -> None:
     assert "not-yet-valid" in cert_report(future).codes
     later = dt.datetime.now(dt.UTC) + 30 * DAY
     assert "expired" in cert_report(future, now=later).codes
+    soon, _ = make_self_signed("s", key_type="ec", key_bits=256, not_after=10 * DAY)
+    rep = cert_report(soon)
+    assert "expires-soon" in rep.codes and rep.ok
+    assert rep.days_left is not None and 8 <= rep.days_left <= 10
+    assert "expires-soon" not in cert_report(soon, min_days_left=5).codes
+    assert cert_report(expired).days_left == -1 or cert_report(expired).days_left == -2
 
 
 def test_ec_key_and_bad_args() -> None:
@@ -244,6 +251,8 @@ def test_compliant_server(compliant: LoopbackServer, pems: dict[str, tuple[Path,
     chain = fetch_certificate_chain("127.0.0.1", compliant.port, timeout=5)
     served = load_pem_chain(pems["good"][0].read_bytes())[0]
     assert fingerprint(chain[0]) == fingerprint(served)
+    assert same_certificate(chain[0], pems["good"][0])
+    assert not same_certificate(chain[0], pems["weak"][0].read_bytes())
 
     versions = {p.version: p.status for p in probe_versions("127.0.0.1", compliant.port)}
     assert versions[TlsVersion.TLS1_2] is ProbeStatus.ACCEPTED
