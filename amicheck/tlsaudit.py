@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from amicheck.errors import ConnectError
 from amicheck.rules import MAX_TLS_FILE_BYTES, Level
 
 __all__ = [
@@ -770,8 +771,6 @@ def fetch_certificate_chain(
     host: str, port: int, *, timeout: float = 5.0, server_name: str | None = None
 ) -> tuple[x509.Certificate, ...]:
     """The certificates the server sends (leaf first); raises ConnectError if no handshake."""
-    from amicheck.errors import ConnectError
-
     ctx = _client_context(TlsVersion.TLS1_0, TlsVersion.TLS1_3)
     res = handshake(host, port, ctx, timeout=timeout, server_name=server_name)
     if res.status is not ProbeStatus.ACCEPTED or not res.chain:
