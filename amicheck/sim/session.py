@@ -322,6 +322,7 @@ class AmiSession(asyncio.Protocol):
         self._auth_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._slowq: deque[bytes] = deque()
+        self._batch: list[bytes] | None = None
         self._close_after_slow = False
         self._last_cr = False
         self._allowed: dict[str, bool] = {}
@@ -378,6 +379,7 @@ class AmiSession(asyncio.Protocol):
 
     def close_after_writes(self) -> None:
         self.closing = True
+        self._flush()
         if self._slowq:
             self._close_after_slow = True
         elif self.transport is not None:
@@ -385,7 +387,14 @@ class AmiSession(asyncio.Protocol):
 
     # -- output -----------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        """One write per message (Asterisk 13 writes each piece; loopback merges them)."""
+        """Queue one message's bytes.
+
+        Answers to one read's worth of pipelined actions go out in one write (like the
+        segments a busy Asterisk coalesces); a lone action's answer is one write.
+        """
+        if self._batch is not None:
+            self._batch.append(data)
+            return
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -394,6 +403,13 @@ class AmiSession(asyncio.Protocol):
             self.core.loop.call_later(_SLOW_S, self._slow_pop)
             return
         transport.write(data)
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = None
+            self.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._batch = []
 
     def _slow_pop(self) -> None:
         if not self._slowq or self.transport is None or self.transport.is_closing():
@@ -452,14 +468,18 @@ class AmiSession(asyncio.Protocol):
             elif core.fx_tls_stall and self.tls:
                 reqs = reqs[:1]
                 self.stalled = True
+        self._batch = []
         try:
             for req in reqs:
                 if self.closing:
                     break
                 self.process(req)
+            self._flush()
         except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the loop
             core.errors.append(exc)
             self.abort()
+        finally:
+            self._batch = None
 
     def _hide_bare_lf(self, data: bytes) -> bytes:
         """crlf-only: a bare LF is not a line end (turned into a space)."""
