@@ -295,7 +295,7 @@ _ENTRIES: Final[tuple[Requirement, ...]] = (
     ),
     Requirement(
         "AMI-TLS-006",
-        "No NULL, anonymous, EXPORT, RC4, DES or 3DES cipher suite is accepted",
+        "No NULL, anonymous, EXPORT, RC4, DES, 3DES or static-RSA cipher suite is accepted",
         "TLS",
         _M,
         "RFC 7465 (RC4), RFC 9325 (TLS recommendations); Asterisk tlscipher",

@@ -1,0 +1,312 @@
+"""AMI-PRV: write privileges per action class, read privileges on events, ListCommands,
+unprivileged call-changing actions, and the known AMI advisories.
+
+Every probe is a non-destructive stand-in: the action is sent without the parameter that
+would make it act (Originate without Channel, Setvar without Variable, BridgeKick without
+a bridge), so a target that wrongly allows it answers with a parameter error instead of
+``Permission denied`` and nothing changes. Advisory probes use harmless payloads
+(``SHELL(true)``, an Originate to a channel that cannot exist).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from amicheck import privileges
+from amicheck.client import AmiClient
+from amicheck.errors import AmiCheckError
+from amicheck.plugin import Target
+from amicheck.profile import Profile, User
+from amicheck.protocol import Message
+
+from ._support import (
+    STEP_TIMEOUT,
+    describe,
+    exchange,
+    has_class,
+    is_denied,
+    known_users,
+    restricted_users,
+    run_probe,
+)
+
+#: One stand-in per action class: (action, headers). Each is harmless even when allowed.
+CLASS_PROBES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("Originate", {}),  # originate: "Channel not specified"
+    ("Setvar", {}),  # call: "No variable specified"
+    ("Redirect", {}),  # call: "Channel not specified"
+    ("CoreStatus", {}),  # system|reporting: read-only
+    ("Getvar", {"Variable": "AMICHECK_PROBE"}),  # call|reporting: read-only
+    ("QueuePause", {}),  # agent: "Need 'Interface' and 'Paused' parameters."
+    ("UserEvent", {"UserEvent": "AmicheckPrivilegeProbe"}),  # user: an event, nothing else
+    ("Command", {"Command": "core show version"}),  # command: read-only
+    ("ListCategories", {"Filename": "amicheck-nonexistent.conf"}),  # config: not found
+    ("ModuleCheck", {"Module": "amicheck_probe"}),  # system: read-only
+)
+#: Actions that change calls and must not be open to every user.
+CALL_CHANGING = ("BridgeKick", "BridgeDestroy", "DAHDIRestart")
+#: Stand-ins for them: without a bridge they can only fail.
+CALL_CHANGING_PROBES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("BridgeKick", {}),
+    ("BridgeDestroy", {}),
+)
+#: A channel no PBX has: an Originate that slips through fails to dial.
+NO_CHANNEL = "Local/amicheck-probe@amicheck-nonexistent"
+ORIGINATE_ADVISORY: tuple[dict[str, str], ...] = (
+    {"Application": "System", "Data": "true"},
+    {"Application": "exec", "Data": "System(true)"},
+    {"Application": "MixMonitor", "Data": "amicheck.wav,,true"},
+)
+GETVAR_ADVISORY = ("SHELL(true)", "EVAL(amicheck)")
+TRAVERSAL = "../../../../../../etc/passwd"
+EVENT_WINDOW = 0.5
+PROBE_SECRET = "Pr0be-Priv01"
+
+
+def _forbidden(msg: Message | None) -> bool:
+    """A refusal: Permission denied, or Asterisk's '... Access Forbidden: ...' errors."""
+    if msg is None or (msg.get("Response") or "").lower() != "error":
+        return False
+    text = (msg.get("Message") or "").lower()
+    return "permission denied" in text or "forbidden" in text
+
+
+def _target_actions(admin: AmiClient | None) -> set[str] | None:
+    """Lower-case actions the target knows (ListCommands as a full user); None: unknown."""
+    if admin is None:
+        return None
+    try:
+        reply = admin.request("ListCommands", timeout=STEP_TIMEOUT)
+    except AmiCheckError:
+        return None
+    return set(privileges.parse_listcommands(reply.response)) or None
+
+
+def _admin(ami_profile: Profile, ami_login: Callable[..., AmiClient]) -> AmiClient | None:
+    if not any("all" in u.privileges and u.secret for u in ami_profile.users):
+        return None
+    try:
+        return ami_login(events=False)
+    except AmiCheckError:
+        return None
+
+
+def _login(ami_login: Callable[..., AmiClient], user: User, events: bool = False) -> AmiClient:
+    try:
+        return ami_login(user.username, events=events)
+    except AmiCheckError as exc:
+        pytest.fail(f"login as {user.username} failed: {exc}")
+
+
+@contextmanager
+def _probe_user(target: Target, users: list[User], privs: tuple[str, ...]) -> Iterator[list[User]]:
+    """``users``, or on the simulator a temporary user with ``privs`` when there is none."""
+    sim = target.sim
+    if users or sim is None:
+        yield users
+        return
+    user = User("privprobe1", PROBE_SECRET, ("127.0.0.1/255.255.255.255",), privs)
+    sim.add_user(user)
+    try:
+        yield [user]
+    finally:
+        sim.remove_user(user.username)
+
+
+@pytest.mark.requirement("AMI-PRV-001")
+def test_action_classes(ami_profile: Profile, ami_login: Callable[..., AmiClient]) -> None:
+    """For every restricted user and action class, a stand-in action is allowed exactly when
+    the user's privileges allow it."""
+    users = restricted_users(ami_profile)
+    if not users:
+        pytest.skip("no user without 'all' and with a known secret in the profile")
+    known = _target_actions(_admin(ami_profile, ami_login))
+    probes = [p for p in CLASS_PROBES if known is None or p[0].lower() in known]
+    problems = []
+    for user in users:
+        client = _login(ami_login, user)
+        for action, headers in probes:
+            expected = privileges.may_run(user.privileges, action)
+            reply = run_probe(client, action, headers)
+            if reply is None:
+                problems.append(f"{user.username}: {action}: no reply")
+                break
+            if expected == is_denied(reply):
+                need = ",".join(sorted(privileges.required_classes(action) or ())) or "none"
+                problems.append(
+                    f"{user.username} ({','.join(user.privileges)}): {action} (needs {need}) "
+                    f"should be {'allowed' if expected else 'refused'}, got {describe(reply)}"
+                )
+    assert not problems, "write privileges not enforced:\n" + "\n".join(problems)
+
+
+@pytest.mark.requirement("AMI-PRV-002")
+def test_event_read_privileges(
+    ami_profile: Profile, ami_login: Callable[..., AmiClient]
+) -> None:
+    """Events reach a restricted user only when it may read every class of the event."""
+    users = restricted_users(ami_profile)
+    if not users:
+        pytest.skip("no user without 'all' and with a known secret in the profile")
+    sessions = [(u, _login(ami_login, u, events=True)) for u in users]
+    admin = _admin(ami_profile, ami_login)
+    if admin is None:
+        pytest.skip("no user with 'all' and a known secret to generate events")
+    reply = admin.request("UserEvent", UserEvent="AmicheckReadProbe", timeout=STEP_TIMEOUT)
+    assert reply.ok, f"UserEvent as the full user: {describe(reply.response)}"
+    ami_login(events=False).close()  # a login raises security events
+    time.sleep(EVENT_WINDOW)
+    problems = []
+    for user, client in sessions:
+        # A Ping answered after the window: whatever was queued for this session is in.
+        barrier = f"prv-events-{user.username}"
+        ex = exchange(client, b"", sentinel=barrier)
+        for msg in ex.messages:
+            if msg.get("Event") is None:
+                continue
+            aid = msg.get("ActionID")
+            if aid is not None and aid.startswith(client.action_id_prefix):
+                continue  # items of this session's own actions are not filtered
+            header = msg.get("Privilege")
+            if header is None:
+                continue
+            try:
+                classes = privileges.parse_priv_list(header)
+            except ValueError:
+                problems.append(f"{user.username}: {msg.get('Event')} has Privilege {header!r}")
+                continue
+            if not privileges.event_visible(user.privileges, classes):
+                problems.append(
+                    f"{user.username} ({','.join(user.privileges)}) received "
+                    f"{msg.get('Event')} (Privilege: {header})"
+                )
+    assert not problems, "events leaked past read privileges:\n" + "\n".join(problems)
+
+
+@pytest.mark.requirement("AMI-PRV-003")
+def test_listcommands_filtered(
+    ami_profile: Profile, ami_login: Callable[..., AmiClient]
+) -> None:
+    """ListCommands shows a user only the actions its privileges let it run."""
+    users = restricted_users(ami_profile)
+    if not users:
+        pytest.skip("no user without 'all' and with a known secret in the profile")
+    problems = []
+    for user in users:
+        client = _login(ami_login, user)
+        reply = run_probe(client, "ListCommands", {})
+        if reply is None or reply.get("Response") != "Success":
+            problems.append(f"{user.username}: ListCommands answered {describe(reply)}")
+            continue
+        mine = privileges.names_to_mask(user.privileges)
+        for _name, listed in sorted(privileges.parse_listcommands(reply).items()):
+            if listed.privileges and not mine & privileges.names_to_mask(listed.privileges):
+                problems.append(
+                    f"{user.username} ({','.join(user.privileges)}) is shown {listed.name} "
+                    f"(Priv: {','.join(sorted(listed.privileges))})"
+                )
+    assert not problems, "ListCommands lists actions the user may not run:\n" + "\n".join(
+        problems[:40]
+    )
+
+
+@pytest.mark.requirement("AMI-PRV-004")
+def test_call_changing_actions_privileged(
+    ami_profile: Profile, ami_login: Callable[..., AmiClient]
+) -> None:
+    """BridgeKick, BridgeDestroy and DAHDIRestart are refused to a user without call rights."""
+    users = [u for u in restricted_users(ami_profile) if not has_class(u, "call")]
+    if not users:
+        pytest.skip("no user without 'call' and with a known secret in the profile")
+    known = _target_actions(_admin(ami_profile, ami_login))
+    probes = [p for p in CALL_CHANGING_PROBES if known is None or p[0].lower() in known]
+    problems = []
+    for user in users:
+        client = _login(ami_login, user)
+        for action, headers in probes:
+            reply = run_probe(client, action, headers)
+            if not is_denied(reply):
+                problems.append(f"{user.username} ({','.join(user.privileges)}): {action} "
+                                f"answered {describe(reply)}, not Permission denied")
+        listing = run_probe(client, "ListCommands", {})
+        if listing is not None:
+            for name, listed in privileges.parse_listcommands(listing).items():
+                if name in {a.lower() for a in CALL_CHANGING} and not listed.privileges:
+                    problems.append(f"{user.username}: ListCommands offers {listed.name} "
+                                    "with no privilege at all")
+    assert not problems, "call-changing actions open to unprivileged users:\n" + "\n".join(
+        problems
+    )
+
+
+@pytest.mark.requirement("AMI-PRV-005")
+def test_originate_system_apps(
+    ami_profile: Profile, ami_target: Target, ami_login: Callable[..., AmiClient]
+) -> None:
+    """Originate of System, Exec or MixMonitor (shell access) is refused without system."""
+    users = [u for u in restricted_users(ami_profile)
+             if privileges.may_run(u.privileges, "Originate") and not has_class(u, "system")]
+    with _probe_user(ami_target, users, ("originate",)) as probe_users:
+        if not probe_users:
+            pytest.skip("no user with originate but without system (and a known secret)")
+        problems = []
+        for user in probe_users:
+            client = _login(ami_login, user)
+            for extra in ORIGINATE_ADVISORY:
+                headers = {"Channel": NO_CHANNEL, "Async": "true", "Timeout": "1000", **extra}
+                reply = run_probe(client, "Originate", headers)
+                if not _forbidden(reply):
+                    problems.append(f"{user.username}: Originate Application "
+                                    f"{extra['Application']} answered {describe(reply)}")
+    assert not problems, "Originate runs shell applications without system:\n" + "\n".join(
+        problems
+    )
+
+
+@pytest.mark.requirement("AMI-PRV-006")
+def test_getvar_shell(
+    ami_profile: Profile, ami_target: Target, ami_login: Callable[..., AmiClient]
+) -> None:
+    """Getvar of SHELL() or EVAL() is refused to a user without system."""
+    users = [u for u in restricted_users(ami_profile)
+             if privileges.may_run(u.privileges, "Getvar") and not has_class(u, "system")]
+    with _probe_user(ami_target, users, ("reporting",)) as probe_users:
+        if not probe_users:
+            pytest.skip("no user with call or reporting but without system (and a known secret)")
+        problems = []
+        for user in probe_users:
+            client = _login(ami_login, user)
+            for variable in GETVAR_ADVISORY:
+                reply = run_probe(client, "Getvar", {"Variable": variable})
+                if not _forbidden(reply):
+                    problems.append(f"{user.username}: Getvar {variable} answered "
+                                    f"{describe(reply)}")
+    assert not problems, "Getvar evaluates shell functions without system:\n" + "\n".join(
+        problems
+    )
+
+
+@pytest.mark.requirement("AMI-PRV-007")
+def test_getconfig_confined(ami_profile: Profile, ami_login: Callable[..., AmiClient]) -> None:
+    """GetConfig is refused without system/config, and nobody reads outside the config dir."""
+    users = known_users(ami_profile)
+    if not users:
+        pytest.skip("no user with a known secret in the profile")
+    problems = []
+    for user in users:
+        client = _login(ami_login, user)
+        reply = run_probe(client, "GetConfig", {"Filename": TRAVERSAL})
+        allowed = privileges.may_run(user.privileges, "GetConfig")
+        if reply is None:
+            problems.append(f"{user.username}: GetConfig {TRAVERSAL}: no reply")
+        elif not allowed and not is_denied(reply):
+            problems.append(f"{user.username} ({','.join(user.privileges)}) may not run "
+                            f"GetConfig, got {describe(reply)}")
+        elif (reply.get("Response") or "").lower() != "error":
+            problems.append(f"{user.username}: GetConfig {TRAVERSAL} answered "
+                            f"{describe(reply)} (read outside the config directory)")
+    assert not problems, "GetConfig not confined:\n" + "\n".join(problems)
