@@ -140,6 +140,21 @@ class Profile:
         """Every known (non-empty) secret, for redaction and leak checks."""
         return {u.secret for u in self.users if u.secret}
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data for reports, secrets replaced by ``"***"`` (never use asdict())."""
+        data: dict[str, Any] = dataclasses.asdict(self)
+        data["name"] = self.name
+        data["path"] = str(self.path) if self.path else None
+        for key in ("cert", "key"):
+            value = data["tls"][key]
+            data["tls"][key] = str(value) if value is not None else None
+        for u in data["users"]:
+            u["secret"] = None if u["secret"] is None else "***"
+            u["permitted"] = list(u["permitted"])
+            u["privileges"] = list(u["privileges"])
+        data["users"] = list(data["users"])
+        return data
+
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -203,6 +218,7 @@ _USER_KEYS: dict[str, _Check] = {
     "permitted": _is_str_list,
     "privileges": _is_str_list,
 }
+_SECRET_KEYS = frozenset({"secret"})
 _TOP_KEYS = ("target", "settings", "tls", "users", "thresholds")
 
 
@@ -217,8 +233,10 @@ def _table(
         if check is None:
             problems.append(f"{path}: unknown key (expected one of: {', '.join(spec)})")
         elif not check(value):
+            # never echo a secret, even a mistyped one
+            shown = "" if key in _SECRET_KEYS else f" {value!r}"
             problems.append(
-                f"{path}: must be {_TYPE_NAMES[check]}, got {type(value).__name__} {value!r}"
+                f"{path}: must be {_TYPE_NAMES[check]}, got {type(value).__name__}{shown}"
             )
         else:
             out[key] = value

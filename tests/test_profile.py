@@ -250,3 +250,27 @@ def test_settings_types(values: dict[str, object]) -> None:
     else:
         for k, v in values.items():
             assert getattr(prof.settings, k) == v
+
+
+def test_mistyped_secret_not_echoed() -> None:
+    text = MINIMAL.replace('secret = "Passw0rd"', "secret = 98765432")
+    with pytest.raises(ProfileError) as ei:
+        parse_profile(text)
+    assert ei.value.problems == ["users[0].secret: must be a string, got int"]
+    assert "98765432" not in str(ei.value)
+
+
+def test_as_dict_redacts() -> None:
+    prof = default_profile()
+    data = prof.as_dict()
+    text = json.dumps(data)
+    assert not any(s in text for s in prof.secrets())
+    assert data["users"][0] == {
+        "username": "ucmamiuser1",
+        "secret": "***",
+        "permitted": ["127.0.0.1/255.255.255.255"],
+        "privileges": ["all"],
+        "secret_env": None,
+    }
+    assert data["name"] == "amicheck-simulator"
+    assert data["settings"]["port"] == 7777
