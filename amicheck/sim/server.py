@@ -42,6 +42,8 @@ KEY_NAME = "ami_private.pem"
 
 _T = TypeVar("_T")
 _START_TIMEOUT = 30.0
+#: listen() backlog: bursts of connects (1,000-session benchmarks) must not drop SYNs
+_BACKLOG = 1024
 _COMPLIANT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 _WEAK_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
 
@@ -260,7 +262,8 @@ class Simulator:
             self._reserved_plain = self._reserve(self._want_port)
             self.port = self._reserved_plain.getsockname()[1]
         else:
-            plain = await loop.create_server(lambda: AmiSession(core), self.host, self._want_port)
+            plain = await loop.create_server(lambda: AmiSession(core), self.host,
+                                             self._want_port, backlog=_BACKLOG)
             self._servers.append(plain)
             self.port = plain.sockets[0].getsockname()[1]
         if settings.tls_enable:
@@ -270,12 +273,14 @@ class Simulator:
                 self.host,
                 self._want_tls_port,
                 ssl=tls_ssl,
+                backlog=_BACKLOG,
             )
             self._servers.append(srv)
             self.tls_port = srv.sockets[0].getsockname()[1]
         if "stock-port-open" in self.faults:
             want = settings.stock_port if self._fixed_ports else 0
-            srv = await loop.create_server(lambda: AmiSession(core), self.host, want)
+            srv = await loop.create_server(lambda: AmiSession(core), self.host, want,
+                                           backlog=_BACKLOG)
             self._servers.append(srv)
             self.stock_port = srv.sockets[0].getsockname()[1]
         elif self._fixed_ports:
