@@ -313,6 +313,20 @@ def test_byte_by_byte_input(conn: Conn) -> None:
     assert conn.one()["ActionID"] == "slow"
 
 
+@pytest.mark.parametrize("length", [1023, 1024])
+def test_line_edge_ends_the_message_early(conn: Conn, length: int) -> None:
+    """13.x get_input: 1023 bytes + CR fill inbuf[1024]; the LF then ends the message, and
+    the headers after it are a second message (ami-reference.md section 1)."""
+    conn.login(events="off")
+    line = b"Variable: " + b"x" * (length - 10)
+    conn.send(b"Action: Ping\r\nActionID: L\r\n" + line + b"\r\nActionID: after\r\n\r\n")
+    first, second = conn.read(2)
+    assert first.items == [("Response", "Error"), ("ActionID", "L"),
+                           ("Message", "Failed to parse message: line too long")]
+    assert second.items == [("Response", "Error"), ("ActionID", "after"),
+                            ("Message", "Missing action in request")]
+
+
 # -- timers and limits ---------------------------------------------------------------------
 
 def test_auth_timeout_counts_from_connect() -> None:
