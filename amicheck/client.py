@@ -52,7 +52,7 @@ class LoginRefused(AuthenticationError):
         self.response = response
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     """The answer to one action.
 
@@ -159,8 +159,11 @@ class AmiClient:
         self._banner: str | None = None
         if action_id_prefix is None:
             action_id_prefix = f"ac{os.getpid()}-{next(self._instances)}-"
+        if "\r" in action_id_prefix or "\n" in action_id_prefix:
+            raise ValueError(f"action_id_prefix must not contain CR or LF: {action_id_prefix!r}")
         self.action_id_prefix = action_id_prefix
         self._ids = itertools.count(1)
+        self._prefixes: dict[str, bytes] = {}
         self._pending: dict[str, _Pending] = {}
         self._raw_waiters: deque[_Pending] = deque()  # pending 13.x Queues (RAW answers)
         self._inbox: deque[Message] = deque()
@@ -266,7 +269,8 @@ class AmiClient:
         return f"{self.action_id_prefix}{next(self._ids)}"
 
     def _build(self, action: str | Message, headers: dict[str, HeaderValue],
-               ) -> tuple[Message, str, str]:
+               ) -> tuple[bytes, str, str]:
+        """Wire bytes, ActionID and action name of what ``send`` was given."""
         if isinstance(action, Message):
             if headers:
                 raise TypeError("pass headers either in the Message or as keywords, not both")
@@ -277,27 +281,43 @@ class AmiClient:
                 items = action.items
                 items.insert(1 if items else 0, ("ActionID", aid))
                 action = Message(items)
-            return action, aid, name
-        aid = headers.pop("ActionID", None)  # type: ignore[assignment]
-        if aid is None:
-            aid = self.next_action_id()
-        aid = str(aid)
+            return encode(action), aid, name
+        given = headers.pop("ActionID", None)
+        if not headers and given is None:
+            # the hot path (Ping & co): a cached, already validated prefix per action name
+            prefix = self._prefixes.get(action)
+            if prefix is None:
+                if "\r" in action or "\n" in action:
+                    encode(Message([("Action", action)]))  # raises LocalProtocolError
+                prefix = f"Action: {action}\r\nActionID: {self.action_id_prefix}".encode()
+                self._prefixes[action] = prefix
+            n = next(self._ids)
+            return prefix + b"%d\r\n\r\n" % n, f"{self.action_id_prefix}{n}", action
+        aid = self.next_action_id() if given is None else str(given)
         items = [("Action", action), ("ActionID", aid)]
         for key, value in headers.items():
             if isinstance(value, (str, int)):
                 items.append((key, str(value)))
             else:
                 items.extend((key, str(v)) for v in value)
-        return Message(items), aid, action
+        # Fast path for the common case (what encode() does, without building a Message):
+        # n header lines hold exactly n CRLFs unless a key or value smuggles a line end.
+        text = "".join([f"{k}: {v}\r\n" for k, v in items]) + "\r\n"
+        n = len(items) + 1
+        if text.count("\n") != n or text.count("\r") != n:
+            return encode(Message(items)), aid, action  # raises LocalProtocolError
+        return text.encode("utf-8", "surrogateescape"), aid, action
 
     def send(self, action: str | Message, /, **headers: HeaderValue) -> str:
         """Send an action without waiting; returns its ActionID (for :meth:`wait_response`).
 
         ``c.send("Originate", Channel="PJSIP/1000", Variable=["A=1", "B=2"])``; an ActionID
         given in the message (or as a keyword) is kept, otherwise one is generated.
+
+        Raises:
+            LocalProtocolError: a header value contains CR or LF (header injection).
         """
-        msg, aid, name = self._build(action, headers)
-        data = encode(msg)
+        data, aid, name = self._build(action, headers)
         pending = _Pending(name.lower())
         self._pending[aid] = pending
         if pending.action == "queues":
@@ -333,29 +353,28 @@ class AmiClient:
             self._dispatch(msg)
 
     def _dispatch(self, msg: Message) -> None:
+        aid = msg.get("ActionID")
         kind = msg.kind
-        if kind is _RESPONSE or kind is _EVENT:
-            aid = msg.action_id
-            if aid is not None:
-                p = self._pending.get(aid)
-                if p is not None:
-                    if kind is _RESPONSE:
-                        if p.response is None:
-                            p.response = msg
-                            if msg.event_list == "start":
-                                p.listing = True
-                            else:
-                                self._finish(aid, p)
-                            return
-                    elif p.listing:
-                        if _is_list_end(msg):
-                            p.complete = msg
-                            self._finish(aid, p)
+        if aid is not None:
+            p = self._pending.get(aid)
+            if p is not None:
+                if kind is _RESPONSE:
+                    if p.response is None:
+                        p.response = msg
+                        if (msg.get("EventList") or "").lower() == "start":
+                            p.listing = True
                         else:
-                            p.events.append(msg)
+                            self._finish(p)
                         return
-            elif kind is _RESPONSE:
-                self.unmatched_responses += 1
+                elif kind is _EVENT and p.listing:
+                    if _is_list_end(msg):
+                        p.complete = msg
+                        self._finish(p)
+                    else:
+                        p.events.append(msg)
+                    return
+        elif kind is _RESPONSE:
+            self.unmatched_responses += 1
         elif kind is _RAW and self._raw_waiters:
             # 13.x Queues: raw CLI text without Response or ActionID answers the oldest
             # pending Queues request.
@@ -370,7 +389,7 @@ class AmiClient:
             inbox.popleft()
             self.dropped_messages += 1
 
-    def _finish(self, aid: str, p: _Pending) -> None:
+    def _finish(self, p: _Pending) -> None:
         p.done = True
         if p.action == "queues":
             try:
@@ -428,18 +447,26 @@ class AmiClient:
             raise KeyError(f"no pending action with ActionID {action_id!r}")
         if not p.done:
             timeout = self.timeout if timeout is None else timeout
-            deadline = time.monotonic() + timeout
-            read = self._read
-            while not p.done:
-                if self._eof:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
+            monotonic = time.monotonic
+            deadline = monotonic() + timeout
+            # _read() inlined: this loop is the per-request hot path
+            recv = self.stream.recv
+            feed = self.parser.feed
+            dispatch = self._dispatch
+            left = timeout
+            while not p.done and not self._eof and left > 0:
                 try:
-                    read(left)
+                    data = recv(RECV_SIZE, left)
                 except AmiTimeoutError:
-                    pass
+                    left = deadline - monotonic()
+                    continue
+                if not data:
+                    self._eof = True
+                    break
+                self._note_received(data)
+                for msg in feed(data):
+                    dispatch(msg)
+                left = deadline - monotonic()
             if not p.done:
                 what = (f"the end of the {p.action} event list"
                         if p.listing else f"the response to {p.action or 'the action'}")

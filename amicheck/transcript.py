@@ -106,7 +106,9 @@ class Redactor:
             low = data.lower()
             if b"secret:" not in low and b"key:" not in low:
                 nl = data.rfind(b"\n")
-                if nl >= 0:
+                if nl == len(data) - 1:  # the usual case: the chunk ends a line
+                    self._mode, self._head = _UNDECIDED, b""
+                elif nl >= 0:
                     self._tail_state(low[nl + 1:])
                 elif self._mode == _UNDECIDED:
                     self._tail_state(low)
@@ -171,10 +173,12 @@ class Transcript:
         self.local = local
         self.remote = remote
         self.max_bytes = max_bytes
-        self.dropped_frames = 0
+        self._dropped = 0
         self.start = time.time()
         self._frames: deque[Frame] = deque()
         self._size = 0
+        self._raw: list[tuple[float, Direction, bytes, Address, Address]] = []
+        self._raw_size = 0
         self._secrets: list[bytes] = []
         self._longest = 0
         self._redactors = {Direction.SENT: Redactor(), Direction.RECEIVED: Redactor()}
@@ -203,54 +207,78 @@ class Transcript:
                 frame.data = frame.data.replace(raw, MASK)
 
     @property
+    def dropped_frames(self) -> int:
+        """Frames dropped to stay under ``max_bytes``."""
+        self._flush()
+        return self._dropped
+
+    @property
     def secrets_registered(self) -> int:
         return len(self._secrets)
 
-    def record(self, direction: Direction, data: bytes) -> Frame:
-        """Redact ``data`` and append it as a frame."""
-        red = self._redactors[direction].process(data)
-        frame = Frame(time.time(), direction, red, self.local, self.remote)
-        if self._secrets:
-            self._scrub(direction, frame)
-        self._frames.append(frame)
-        self._size += len(frame.data)
-        while self._size > self.max_bytes and len(self._frames) > 1:
-            old = self._frames.popleft()
+    def record(self, direction: Direction, data: bytes) -> None:
+        """Note ``data``; it is redacted (in order, per direction) before anyone can read it.
+
+        Redaction is deferred to the first read of the transcript so that recording costs
+        the hot path of a request almost nothing; every accessor redacts first.
+        """
+        self._raw.append((time.time(), direction, data, self.local, self.remote))
+        self._raw_size += len(data)
+        if self._raw_size > self.max_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        raw, self._raw, self._raw_size = self._raw, [], 0
+        redactors = self._redactors
+        frames = self._frames
+        for when, direction, data, local, remote in raw:
+            frame = Frame(when, direction, redactors[direction].process(data), local, remote)
+            if self._secrets:
+                self._scrub(direction, frame)
+            frames.append(frame)
+            self._size += len(frame.data)
+        while self._size > self.max_bytes and len(frames) > 1:
+            old = frames.popleft()
             self._size -= len(old.data)
-            self.dropped_frames += 1
-        return frame
+            self._dropped += 1
 
     def _scrub(self, direction: Direction, frame: Frame) -> None:
         window = self._window[direction]
-        prefix = b"".join(t for _, t in window)
-        combined = prefix + frame.data
-        hits: list[tuple[int, int]] = []
-        for secret in self._secrets:
-            at = combined.find(secret)
-            while at >= 0:
-                if at < len(prefix):  # straddles earlier frames
-                    hits.append((at, at + len(secret)))
-                at = combined.find(secret, at + 1)
         data = frame.data
-        if hits:
-            buf = bytearray(combined)
-            for a, b in hits:
-                buf[a:b] = b"*" * (b - a)
-            off = 0
-            for i, (old, tail) in enumerate(window):
-                new = bytes(buf[off:off + len(tail)])
-                if new != tail and old.data.endswith(tail):
-                    old.data = old.data[: len(old.data) - len(tail)] + new
-                    window[i] = (old, new)
-                off += len(tail)
-            data = bytes(buf[len(prefix):])
+        keep = self._longest - 1
+        if window and keep > 0:
+            # a match that starts in earlier frames ends within the first `keep` bytes here
+            prefix = b"".join(t for _, t in window)
+            head = prefix + data[:keep]
+            hits: list[tuple[int, int]] = []
+            for secret in self._secrets:
+                at = head.find(secret)
+                while 0 <= at < len(prefix):
+                    hits.append((at, at + len(secret)))
+                    at = head.find(secret, at + 1)
+            if hits:
+                buf = bytearray(head)
+                for a, b in hits:
+                    buf[a:b] = b"*" * (b - a)
+                off = 0
+                for i, (old, tail) in enumerate(window):
+                    new = bytes(buf[off:off + len(tail)])
+                    if new != tail and old.data.endswith(tail):
+                        old.data = old.data[: len(old.data) - len(tail)] + new
+                        window[i] = (old, new)
+                    off += len(tail)
+                data = bytes(buf[len(prefix):]) + data[keep:]
         for secret in self._secrets:
             if secret in data:
                 data = data.replace(secret, MASK)
         frame.data = data
-        # keep the last (longest - 1) bytes of this direction for the next frame
-        keep = self._longest - 1
-        window.append((frame, data[-keep:] if keep > 0 else b""))
+        if keep <= 0:
+            return
+        # keep the last `keep` bytes of this direction for the next frame
+        if len(data) >= keep:
+            window[:] = [(frame, data[-keep:])]
+            return
+        window.append((frame, data))
         total = sum(len(t) for _, t in window)
         while window and total - len(window[0][1]) >= keep:
             total -= len(window.pop(0)[1])
@@ -262,16 +290,19 @@ class Transcript:
     @property
     def frames(self) -> list[Frame]:
         """The frames kept, oldest first."""
+        self._flush()
         return list(self._frames)
 
     def __iter__(self) -> Iterator[Frame]:
-        return iter(list(self._frames))
+        return iter(self.frames)
 
     def __len__(self) -> int:
+        self._flush()
         return len(self._frames)
 
     def data(self, direction: Direction | None = None) -> bytes:
         """All kept bytes (of one direction, or both in order)."""
+        self._flush()
         return b"".join(f.data for f in self._frames
                         if direction is None or f.direction is direction)
 
@@ -280,7 +311,7 @@ class Transcript:
 
         Shows the last ``limit`` frames, each cut to ``width`` bytes.
         """
-        frames = list(self._frames)
+        frames = self.frames
         skipped = 0
         if limit is not None and len(frames) > limit:
             skipped = len(frames) - limit

@@ -102,11 +102,24 @@ class TcpStream:
         return self._sock
 
     def _set_timeout(self, timeout: float | None) -> None:
-        if timeout is not None and timeout <= 0:
+        """Arm the socket timeout, reusing the current one if it overshoots by <= 10% + 5 ms.
+
+        ``settimeout`` is a syscall; successive waits of one request ask for nearly the
+        same value (the time left until its deadline), so re-arming every call would cost
+        more than the tolerance is worth.
+        """
+        cur = self._timeout
+        if timeout is None:
+            if cur is not None:
+                self._sock.settimeout(None)
+                self._timeout = None
+            return
+        if timeout <= 0:
             timeout = 1e-6  # 0 would switch the socket to non-blocking mode
-        if timeout != self._timeout:
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
+        if cur is not None and timeout <= cur <= timeout * 1.1 + 0.005:
+            return
+        self._sock.settimeout(timeout)
+        self._timeout = timeout
 
     def send_all(self, data: bytes, timeout: float | None = None) -> None:
         """Write every byte or raise (``ConnectionClosedError`` when the peer is gone)."""
@@ -136,8 +149,7 @@ class TcpStream:
         """Up to ``max_bytes`` bytes; ``b""`` at end of stream (or a reset)."""
         if self._closed:
             return b""
-        if timeout != self._timeout:
-            self._set_timeout(timeout)
+        self._set_timeout(timeout)
         try:
             return self._sock.recv(max_bytes)
         except TimeoutError:

@@ -1,0 +1,13 @@
+"""Run amicheck's benchmarks without the console script: ``python benchmarks/run.py parser``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from amicheck.bench import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
