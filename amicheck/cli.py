@@ -1,0 +1,406 @@
+"""``amicheck``: run the compliance suites, serve the simulator, read captures.
+
+``amicheck run`` checks its input before pytest starts (profile, faults, and for a real target
+that something answers with an AMI banner), so bad input ends with one line and exit status 2
+instead of a screen of errors. Everything after ``--`` goes to pytest unchanged.
+
+Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else a ``suites``
+directory shipped inside the package, else ``suites/`` next to the package (the source
+checkout, which is what ``pip install -e .`` uses).
+
+Exit status: 0 nothing failed or errored; 1 failures or errors; 2 bad input; other values are
+pytest's (3 internal error, 5 no tests collected; an interrupted run gives 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["main", "probe_ami", "find_suites", "TargetCheckError", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROBE_TIMEOUT = 3.0
+_MAX_LISTED = 15
+
+
+class TargetCheckError(Exception):
+    """The target is unreachable or does not speak plaintext AMI; the message says which."""
+
+
+def _err(text: str) -> None:
+    print(f"amicheck: error: {text}", file=sys.stderr)
+
+
+# --- target probe ----------------------------------------------------------------------------
+
+
+def _recv_some(sock: socket.socket, deadline: float) -> bytes | None:
+    """Bytes until a newline or the deadline; b"" on close, None on timeout with nothing."""
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return data or None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            return data or None
+        except OSError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def _classify(data: bytes, where: str) -> str:
+    if data.startswith(b"HTTP/"):
+        return f"{where} is an HTTP server, not AMI"
+    if data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
+        return f"{where} speaks TLS, not plaintext AMI (give the plaintext AMI port)"
+    if data.startswith(b"SSH-"):
+        return f"{where} is an SSH server, not AMI"
+    return f"{where} did not send an AMI banner (got {data[:40]!r})"
+
+
+def probe_ami(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
+    """Connect and read the ``Asterisk Call Manager/...`` banner; returns it.
+
+    Raises:
+        TargetCheckError: refused, unreachable, silent, or not AMI (HTTP, TLS, other).
+    """
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise TargetCheckError(f"{where}: connection refused (nothing listens there)") from None
+    except TimeoutError:
+        raise TargetCheckError(f"{where}: no answer within {timeout:g} s (unreachable or "
+                               "filtered)") from None
+    except socket.gaierror as exc:
+        raise TargetCheckError(f"{host}: cannot resolve host name ({exc.strerror})") from None
+    except OSError as exc:
+        raise TargetCheckError(f"{where}: cannot connect ({exc.strerror or exc})") from None
+    with sock:
+        deadline = time.monotonic() + timeout
+        data = _recv_some(sock, deadline)
+        if data and data.startswith(b"Asterisk Call Manager/"):
+            return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        if data:
+            raise TargetCheckError(_classify(data, where))
+        if data == b"":
+            raise TargetCheckError(f"{where} closed the connection without an AMI banner")
+        # Silent: HTTP and TLS servers wait for the client. Say something and look at the reply.
+        try:
+            sock.sendall(b"Action: Ping\r\n\r\n")
+        except OSError:
+            raise TargetCheckError(f"{where} sent no AMI banner and dropped the connection") \
+                from None
+        reply = _recv_some(sock, time.monotonic() + min(timeout, 2.0))
+        if reply:
+            raise TargetCheckError(_classify(reply, where))
+        if reply == b"":
+            raise TargetCheckError(f"{where} sent no AMI banner and closed the connection "
+                                   "(a TLS port spoken to in plaintext?)")
+        raise TargetCheckError(f"{where} sent no AMI banner within {timeout:g} s")
+
+
+# --- suites ----------------------------------------------------------------------------------
+
+
+def find_suites(explicit: str | None = None) -> Path:
+    """The suites directory (see the module docstring for the search order)."""
+    import amicheck
+
+    if explicit:
+        candidates = [Path(explicit)]
+    elif os.environ.get("AMICHECK_SUITES"):
+        candidates = [Path(os.environ["AMICHECK_SUITES"])]
+    else:
+        pkg = Path(amicheck.__file__).resolve().parent
+        candidates = [pkg / "suites", pkg.parent / "suites"]
+    for c in candidates:
+        if c.is_dir():
+            return c.resolve()
+    raise TargetCheckError(
+        f"compliance suites not found (looked in {', '.join(str(c) for c in candidates)}); "
+        "use --suites DIR or set AMICHECK_SUITES"
+    )
+
+
+# --- argument parsing ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amicheck",
+        description="AMI test-and-compliance harness for Grandstream UCM6XXX PBXs.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="run the compliance suites (default: against the embedded simulator)",
+        description="Run the compliance suites. Arguments after '--' go to pytest "
+        "(e.g. -- -n 4 -k tls).",
+    )
+    run.add_argument("--target", default="sim", metavar="sim|HOST[:PORT]",
+                     help="AMI endpoint (default: the embedded simulator)")
+    run.add_argument("--profile", metavar="FILE", help="target profile (TOML)")
+    run.add_argument("--fault", action="append", default=[], metavar="NAME",
+                     help="simulator fault profile (repeatable; see 'amicheck faults')")
+    run.add_argument("--report-dir", default="reports", metavar="DIR",
+                     help="where junit.xml, report.html, report.json go (default: reports)")
+    run.add_argument("--allow-destructive", action="store_true",
+                     help="run state-changing checks against a real target")
+    run.add_argument("--allow-bruteforce", action="store_true",
+                     help="run password guessing against a real target")
+    run.add_argument("--outside-source", metavar="IP",
+                     help="local address outside the permitted lists (ACL checks)")
+    run.add_argument("--pcap", action="store_true", help="write a pcap per test")
+    run.add_argument("--fail-delay", metavar="SECONDS",
+                     help="simulator only: failed-login delay (default 1 s)")
+    run.add_argument("--suites", metavar="DIR", help="suites directory (default: the shipped one)")
+    run.add_argument("--timeout", type=float, default=PROBE_TIMEOUT, metavar="SECONDS",
+                     help=f"target probe timeout (default {PROBE_TIMEOUT:g} s)")
+    sub.add_parser("sim", help="serve the UCM simulator in the foreground (see 'amicheck sim -h')",
+                   add_help=False)
+    sub.add_parser("bench", help="client benchmarks (see 'amicheck bench -h')", add_help=False)
+    pcap = sub.add_parser("pcap", help="print the AMI messages of a capture file")
+    pcap.add_argument("file", metavar="FILE", help="pcap or pcapng file")
+    pcap.add_argument("--port", type=int, action="append", default=[],
+                      help="also treat this TCP port as AMI (repeatable)")
+    pcap.add_argument("--brief", action="store_true", help="one line per message, no headers")
+    sub.add_parser("faults", help="list the simulator fault profiles")
+    reqs = sub.add_parser("requirements", help="list the requirement catalogue")
+    reqs.add_argument("--area", help="only this area (AUTH, TLS, ...)")
+    return p
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _plugin_registered() -> bool:
+    try:
+        eps = metadata.entry_points(group="pytest11")
+    except Exception:  # noqa: BLE001 - broken metadata: fall back to loading it explicitly
+        return False
+    return any(ep.value.split(":")[0] == "amicheck.plugin" for ep in eps)
+
+
+def _preflight(args: argparse.Namespace) -> list[str]:
+    """Validate the input; returns the --ami-* options for pytest. Raises TargetCheckError."""
+    import pytest
+
+    from amicheck.errors import AmiCheckError, ProfileError
+    from amicheck.plugin import parse_fail_delay, parse_source, parse_target
+
+    opts: list[str] = []
+    try:
+        spec = parse_target(args.target)
+        outside = parse_source(args.outside_source) if args.outside_source else None
+        delay = parse_fail_delay(args.fail_delay) if args.fail_delay is not None else None
+    except pytest.UsageError as exc:
+        raise TargetCheckError(str(exc).replace("--ami-", "--")) from None
+    from amicheck.profile import default_profile, load_profile
+
+    try:
+        profile = load_profile(args.profile) if args.profile else default_profile()
+    except ProfileError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise TargetCheckError("; ".join(lines)) from None
+    if spec.is_sim:
+        from amicheck.sim import Simulator
+        from amicheck.sim.faults import resolve_faults
+
+        try:
+            faults = resolve_faults(args.fault)
+            with Simulator(profile, faults=tuple(faults), host="127.0.0.1", port=0, tls_port=0):
+                pass
+        except AmiCheckError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise TargetCheckError("the simulator refused the input: " + "; ".join(lines)) \
+                from None
+    else:
+        if args.fault:
+            raise TargetCheckError(f"--fault applies to the simulator only (target is {spec})")
+        if delay is not None:
+            raise TargetCheckError(f"--fail-delay applies to the simulator only (target is "
+                                   f"{spec})")
+        assert spec.host is not None
+        probe_ami(spec.host, spec.port or profile.settings.port, args.timeout)
+    opts += ["--ami-target", str(spec)]
+    if args.profile:
+        opts += ["--ami-profile", str(Path(args.profile).resolve())]
+    for f in args.fault:
+        opts += ["--ami-fault", f]
+    if outside:
+        opts += ["--ami-outside-source", outside]
+    if delay is not None:
+        opts += ["--ami-fail-delay", repr(delay)]
+    if args.allow_destructive:
+        opts.append("--ami-allow-destructive")
+    if args.allow_bruteforce:
+        opts.append("--ami-allow-bruteforce")
+    if args.pcap:
+        opts.append("--ami-pcap")
+    return opts
+
+
+def _summary(report_dir: Path, out: TextIO) -> bool:
+    """Print the one-screen summary from report.json; False if there is none."""
+    from amicheck.report import REPORT_FILES
+    from amicheck.report.json_writer import from_json
+    from amicheck.report.model import Outcome
+
+    path = report_dir / REPORT_FILES["json"]
+    try:
+        report = from_json(path.read_text("utf-8"))
+    except (OSError, ValueError, KeyError):
+        return False
+    c = report.counts()
+    print("", file=out)
+    print("=" * 72, file=out)
+    status = "COMPLIANT" if report.ok else (
+        "INTERRUPTED" if report.interrupted else "NOT COMPLIANT")
+    print(f"amicheck {status}: {c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, "
+          f"{c[Outcome.ERROR]} errors, {c[Outcome.SKIP]} skipped in {report.duration:.1f} s",
+          file=out)
+    faults = f" faults={','.join(report.faults)}" if report.faults else ""
+    print(f"target {report.target}{faults}, profile {report.profile}", file=out)
+    problems = report.problems()
+    for r in problems[:_MAX_LISTED]:
+        first = (r.message.splitlines() or [""])[0]
+        if len(first) > 100:
+            first = first[:97] + "..."
+        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}", file=out)
+        if first:
+            print(f"        {first}", file=out)
+    if len(problems) > _MAX_LISTED:
+        print(f"  ... and {len(problems) - _MAX_LISTED} more (see report.html)", file=out)
+    for kind in ("html", "junit", "json"):
+        print(f"{kind:>5}: {report_dir / REPORT_FILES[kind]}", file=out)
+    return True
+
+
+def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import pytest
+
+    try:
+        suites = find_suites(args.suites)
+        opts = _preflight(args)
+    except TargetCheckError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    report_dir = Path(args.report_dir).resolve()
+    argv = [str(suites), *opts, "--ami-report-dir", str(report_dir), "-p", "no:cacheprovider"]
+    if not _plugin_registered():
+        argv[1:1] = ["-p", "amicheck.plugin"]
+    argv += pytest_args
+    code = int(pytest.main(argv))
+    printed = _summary(report_dir, sys.stdout)
+    if code == int(pytest.ExitCode.OK):
+        return EXIT_OK
+    if code == int(pytest.ExitCode.TESTS_FAILED):
+        return EXIT_FAILED
+    if code in (int(pytest.ExitCode.USAGE_ERROR), int(pytest.ExitCode.INTERRUPTED)):
+        return EXIT_USAGE if not printed or code == int(pytest.ExitCode.USAGE_ERROR) else code
+    return code
+
+
+def _cmd_pcap(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        _err(f"{path}: no such file")
+        return EXIT_USAGE
+    from scapy.error import Scapy_Exception
+
+    from amicheck.capture import format_ami, read_ami
+
+    count = 0
+    try:
+        for line in format_ami(read_ami(path, ports=args.port), headers=not args.brief):
+            print(line)
+            count += not line.startswith("    ")
+    except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
+        _err(f"{path}: not a readable capture ({exc})")
+        return EXIT_USAGE
+    if count == 0:
+        print(f"no AMI traffic found in {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_faults() -> int:
+    from amicheck.sim.faults import FAULTS
+
+    width = max(len(n) for n in FAULTS)
+    for name, fault in FAULTS.items():
+        print(f"{name:<{width}}  {fault.description}")
+    return EXIT_OK
+
+
+def _cmd_requirements(area: str | None) -> int:
+    from amicheck.requirements import CATALOGUE
+
+    rows = [r for r in CATALOGUE.values()
+            if area is None or r.area.upper() == area.upper().removeprefix("AMI-")]
+    if not rows:
+        _err(f"no requirements in area {area!r}")
+        return EXIT_USAGE
+    for r in rows:
+        sev = getattr(r.severity, "value", r.severity)
+        print(f"{r.id:<13} {sev:<8} {r.title}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``amicheck`` command; returns the exit status (never raises on bad input)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "sim":
+        from amicheck.sim.cli import main as sim_main
+
+        return int(sim_main(args_list[1:]))
+    if args_list and args_list[0] == "bench":
+        try:
+            from amicheck.bench import main as bench_main
+        except ImportError:
+            _err("the benchmarks are not available in this installation")
+            return EXIT_USAGE
+        return int(bench_main(args_list[1:]))
+    pytest_args: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, pytest_args = args_list[:cut], args_list[cut + 1 :]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse printed usage or help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if pytest_args and args.command != "run":
+        _err("arguments after '--' are for 'amicheck run' only")
+        return EXIT_USAGE
+    try:
+        if args.command == "run":
+            return _cmd_run(args, pytest_args)
+        if args.command == "pcap":
+            return _cmd_pcap(args)
+        if args.command == "faults":
+            return _cmd_faults()
+        if args.command == "requirements":
+            return _cmd_requirements(args.area)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # output piped into head(1) and the like
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    parser.print_help()
+    return EXIT_USAGE

@@ -1,0 +1,244 @@
+"""Build the :class:`RunReport` from pytest's test reports.
+
+The collector sees only ``TestReport`` objects (``pytest_runtest_logreport``), so it works the
+same on a plain run and on the pytest-xdist controller, where items never exist: everything it
+needs travels in ``report.user_properties`` (requirement ID, metrics, pcap path) and
+``report.sections`` (the redacted AMI transcript).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from amicheck.report.model import CheckResult, Metric, Outcome, RunReport, area_of
+
+__all__ = [
+    "Collector",
+    "redact",
+    "TRANSCRIPT_SECTION",
+    "REQUIREMENT_PROPERTY",
+    "METRIC_PROPERTY",
+    "PCAP_PROPERTY",
+]
+
+#: Title of the ``report.sections`` entry holding the redacted AMI exchange of a test.
+TRANSCRIPT_SECTION = "AMI transcript"
+#: ``user_properties`` names the plugin uses.
+REQUIREMENT_PROPERTY = "requirement"
+METRIC_PROPERTY = "ami_metric"
+PCAP_PROPERTY = "ami_pcap"
+
+_MAX_MESSAGE = 4000
+_MAX_DETAILS = 8000
+_MAX_EVIDENCE = 20000
+REDACTED = "********"
+
+Lookup = Callable[[str], Any]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in ``text`` (longest first, so overlaps cannot leak a tail)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + "\n... (truncated)"
+
+
+@dataclass
+class _Pending:
+    nodeid: str
+    requirement: str | None = None
+    outcome: Outcome | None = None
+    message: str = ""
+    details: str = ""
+    duration: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    pcap: str | None = None
+
+
+def _crash_message(report: Any) -> str:
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # skip: (path, lineno, reason)
+        reason = str(longrepr[2])
+        return reason.removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message)
+    text = str(longrepr).strip()
+    return text.splitlines()[-1] if text else ""
+
+
+class Collector:
+    """Accumulates phase reports per test and turns them into a :class:`RunReport`.
+
+    Args:
+        target: how the target is shown (``"sim"`` or ``"host:port"``).
+        is_sim: whether the target is the embedded simulator.
+        profile: profile name shown in reports.
+        lookup: requirement ID -> catalogue entry (``title``, ``area``, ``severity``,
+            ``source``, ``remediation``) or None; unknown IDs still get a result.
+        secrets: every secret of the profile; redacted from all text the model keeps.
+        faults: simulator fault profiles in effect.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        is_sim: bool,
+        profile: str,
+        version: str,
+        lookup: Lookup | None = None,
+        secrets: Iterable[str] = (),
+        faults: Iterable[str] = (),
+        started: datetime | None = None,
+    ) -> None:
+        self.target = target
+        self.is_sim = is_sim
+        self.profile = profile
+        self.version = version
+        self.faults = tuple(faults)
+        self._lookup = lookup
+        self._secrets = tuple(secrets)
+        self.started = started or datetime.now(UTC)
+        self._tests: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._tests)
+
+    @property
+    def has_requirements(self) -> bool:
+        """True once any test carrying a requirement ID has reported."""
+        return any(p.requirement for p in self._tests.values())
+
+    def add(self, report: Any) -> None:
+        """Take one phase report (``setup``/``call``/``teardown``) of one test."""
+        p = self._tests.get(report.nodeid)
+        if p is None:
+            p = self._tests[report.nodeid] = _Pending(report.nodeid)
+        p.duration += float(getattr(report, "duration", 0.0) or 0.0)
+        for name, value in getattr(report, "user_properties", ()) or ():
+            if name == REQUIREMENT_PROPERTY and p.requirement is None:
+                p.requirement = str(value)
+            elif name == METRIC_PROPERTY and isinstance(value, dict):
+                metric = Metric(
+                    name=str(value.get("name", "")),
+                    value=float(value.get("value", 0.0)),
+                    unit=str(value.get("unit", "")),
+                    samples=tuple(float(s) for s in value.get("samples") or ()),
+                )
+                if metric not in p.metrics:
+                    p.metrics.append(metric)
+            elif name == PCAP_PROPERTY:
+                p.pcap = str(value)
+        for title, content in getattr(report, "sections", ()) or ():
+            if title.startswith(TRANSCRIPT_SECTION) and content not in p.evidence:
+                p.evidence.append(content)
+        self._phase(p, report)
+
+    def _phase(self, p: _Pending, report: Any) -> None:
+        when = report.when
+        wasxfail = getattr(report, "wasxfail", None)
+        if report.skipped:
+            if p.outcome is None:
+                p.outcome = Outcome.SKIP
+                p.message = f"expected failure: {wasxfail}" if wasxfail else _crash_message(report)
+            return
+        if report.failed:
+            message = _crash_message(report)
+            details = getattr(report, "longreprtext", "") or ""
+            if when == "call":
+                p.outcome, p.message, p.details = Outcome.FAIL, message, details
+            elif p.outcome in (None, Outcome.PASS, Outcome.SKIP):
+                p.outcome = Outcome.ERROR
+                p.message = f"error in {when}: {message}"
+                p.details = details
+            else:  # a failed call followed by a failed teardown: keep both
+                p.message += f"\n(and error in {when}: {message})"
+            return
+        if when == "call" and p.outcome is None:
+            p.outcome = Outcome.PASS
+            if wasxfail:  # xpass, non-strict
+                p.message = f"unexpectedly passed: {wasxfail}"
+
+    def _entry(self, requirement: str | None) -> Any:
+        if requirement is None or self._lookup is None:
+            return None
+        try:
+            return self._lookup(requirement)
+        except (KeyError, LookupError):
+            return None
+
+    def results(self) -> tuple[CheckResult, ...]:
+        """Results so far, in the order the tests first reported."""
+        out: list[CheckResult] = []
+        for p in self._tests.values():
+            if p.outcome is None:  # setup passed but the run stopped before call
+                continue
+            entry = self._entry(p.requirement)
+            severity = getattr(entry, "severity", None) if entry is not None else None
+            severity = getattr(severity, "value", severity)
+            out.append(
+                CheckResult(
+                    nodeid=p.nodeid,
+                    requirement=p.requirement,
+                    title=self._text(getattr(entry, "title", "") or _title_of(p.nodeid)),
+                    area=_area(entry, p.requirement),
+                    area_title=str(getattr(entry, "area_title", "") or ""),
+                    severity=str(severity or "info").lower(),
+                    outcome=p.outcome,
+                    message=_clip(self._text(p.message), _MAX_MESSAGE),
+                    duration=round(p.duration, 6),
+                    evidence=_clip(self._text("\n".join(p.evidence)), _MAX_EVIDENCE),
+                    details=_clip(self._text(p.details), _MAX_DETAILS),
+                    metrics=tuple(p.metrics),
+                    remediation=str(getattr(entry, "remediation", "") or ""),
+                    source=str(getattr(entry, "source", "") or ""),
+                    pcap=p.pcap,
+                )
+            )
+        return tuple(out)
+
+    def _text(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def build(
+        self,
+        *,
+        finished: datetime | None = None,
+        interrupted: bool = False,
+        exit_status: int | None = None,
+    ) -> RunReport:
+        """Freeze everything collected so far into a :class:`RunReport`."""
+        return RunReport(
+            target=self.target,
+            is_sim=self.is_sim,
+            profile=self.profile,
+            version=self.version,
+            started=self.started,
+            finished=finished or datetime.now(UTC),
+            results=self.results(),
+            faults=self.faults,
+            interrupted=interrupted,
+            exit_status=exit_status,
+        )
+
+
+def _area(entry: Any, requirement: str | None) -> str:
+    code = str(getattr(entry, "area", "") or "") if entry is not None else ""
+    if not code:
+        return area_of(requirement)
+    return code if code.startswith("AMI-") else f"AMI-{code}"
+
+
+def _title_of(nodeid: str) -> str:
+    return nodeid.rpartition("::")[2] or nodeid
