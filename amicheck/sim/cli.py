@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             _err(str(exc))
             return 1
         tls = f", TLS on {sim.host}:{sim.tls_port}" if sim.tls_port else ""
+        if "stock-port-open" in sim.faults:
+            tls += f", stock port on {sim.host}:{sim.stock_port}"
         faults = ", ".join(sorted(sim.faults)) or "none"
         print(
             f"amicheck sim: serving {profile.name!r} on {sim.host}:{sim.port}{tls} "
