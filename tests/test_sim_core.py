@@ -502,3 +502,13 @@ def test_wire_keeps_a_lone_cr_like_asterisk(conn: Conn) -> None:
 
 def test_message_helper_sanity() -> None:
     assert Message([("Response", "Success")]).name == "Success"
+
+
+def test_restart_after_stop() -> None:
+    sim = Simulator(make_profile(tls_enable=True), fail_delay=0.05)
+    for _ in range(2):
+        with sim:
+            with Conn.to(sim) as c:
+                assert c.login(events="off")["Message"] == "Authentication accepted"
+            assert sim.tls_cert_path is not None and sim.tls_cert_path.exists()
+    assert not sim.state_dir.exists()

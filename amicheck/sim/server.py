@@ -114,6 +114,7 @@ class Simulator:
             Path(tempfile.mkdtemp(prefix="amicheck-sim-")) if state_dir is None else Path(state_dir)
         )
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._effective = effective
         self.profile: Profile = self._provision_tls(effective)
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +205,11 @@ class Simulator:
         """Bind the listeners and serve on a background thread; returns self."""
         if self._thread is not None:
             return self
+        if not self.state_dir.exists():   # restarted after stop(): lay out the files again
+            self.state_dir.mkdir(parents=True)
+            users = self.profile.users
+            self.profile = dataclasses.replace(self._provision_tls(self._effective), users=users)
+        self._servers = []
         ready: Future[None] = Future()
         loop = asyncio.new_event_loop()
         self._loop = loop
