@@ -367,9 +367,10 @@ class AmiSession(asyncio.Protocol):
         self._slowq.clear()
 
     def abort(self) -> None:
-        self.closing = True
+        """Drop the connection now; the bookkeeping is immediate (reset() relies on it)."""
         if self.transport is not None:
             self.transport.abort()
+        self.connection_lost(None)
 
     def _auth_expired(self) -> None:
         # do_message: authtimeout counted from authstart (connect); silent close
