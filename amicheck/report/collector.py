@@ -74,6 +74,15 @@ def _crash_message(report: Any) -> str:
     if crash is not None and getattr(crash, "message", None):
         return str(crash.message)
     text = str(longrepr).strip()
+    # a plain-text traceback (e.g. after redaction): its last block of "E   " lines
+    block: list[str] = []
+    for line in reversed(text.splitlines()):
+        if line.startswith("E "):
+            block.append(line[1:].strip())
+        elif block:
+            break
+    if block:
+        return "\n".join(reversed(block))
     return text.splitlines()[-1] if text else ""
 
 

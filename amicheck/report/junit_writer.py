@@ -78,7 +78,10 @@ def to_junit_xml(report: RunReport) -> str:
     for element in root.iter():
         for attr in _NOT_IN_SCHEMA:
             element.attrib.pop(attr, None)
-    if root.get("time") is None:
-        root.set("time", "0")
+    counts = report.counts()
+    root.set("tests", str(len(report.results)))
+    root.set("failures", str(counts[Outcome.FAIL]))
+    root.set("errors", str(counts[Outcome.ERROR]))
+    root.set("time", f"{sum(r.duration for r in report.results):.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
