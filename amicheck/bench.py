@@ -838,7 +838,11 @@ def bench_client(quick: bool = False) -> int:
 # =====================================================================================
 
 class _AsyncioFloor:
-    """A minimal asyncio AMI server: banner, Login accepted, Ping answered. Own loop thread."""
+    """A minimal asyncio AMI server: banner, Login accepted, Ping answered. Own loop thread.
+
+    Written the way a minimal asyncio server is usually written (streams API, one
+    ``readuntil`` and one ``write`` per message), with no AMI checks at all.
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -853,6 +857,7 @@ class _AsyncioFloor:
         asyncio.set_event_loop(self.loop)
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # the idiomatic minimal asyncio server: one readuntil and one write per message
             writer.write(BANNER)
             try:
                 while True:
@@ -960,25 +965,27 @@ def bench_sim(quick: bool = False) -> int:
                                      ("amicheck Simulator", sim.host, sim.port)):
                 t_open, alive, t_ping = _sessions(host, port, n_sessions, login)
                 rows.append((name, t_open, alive, t_ping))
-            _out(f"{'concurrent sessions':<24}{'opened+login s':>16}{'alive':>8}"
+            _out(f"{'concurrent sessions':<24}{'opened+login s':>16}{'alive':>12}"
                  f"{'Ping all s':>12}")
             for name, t_open, alive, t_ping in rows:
-                _out(f"{name:<24}{t_open:>16.2f}{f'{alive}/{n_sessions}':>8}{t_ping:>12.3f}")
+                _out(f"{name:<24}{t_open:>16.2f}{f'{alive}/{n_sessions}':>12}{t_ping:>12.3f}")
             res_floor = _ping_rows("127.0.0.1", floor.port, n_seq, n_pipe, window, login)
             res_sim = _ping_rows(sim.host, sim.port, n_seq, n_pipe, window, login)
             sim.check_errors()
     finally:
         floor.close()
-    p50_floor = _pct(res_floor["seq"][1], 0.5)
-    p50_sim = _pct(res_sim["seq"][1], 0.5)
-    _out(f"{'AmiClient against':<24}{'p50 us':>9}{'p95 us':>9}{'pipelined/s':>13}")
+    _out(f"{'Ping against':<22}{'raw client':>25}{'AmiClient':>25}")
+    _out(f"{'':<22}{'p50 us':>9}{'pipelined/s':>16}{'p50 us':>9}{'pipelined/s':>16}")
     for name, res in (("asyncio floor", res_floor), ("amicheck Simulator", res_sim)):
-        lat = res["seq"][1]
-        _out(f"{name:<24}{_pct(lat, 0.5) * 1e6:>9.1f}{_pct(lat, 0.95) * 1e6:>9.1f}"
-             f"{res['pipe_cli']:>13,.0f}")
+        _out(f"{name:<22}{_pct(res['seq'][0], 0.5) * 1e6:>9.1f}{res['pipe_raw']:>16,.0f}"
+             f"{_pct(res['seq'][1], 0.5) * 1e6:>9.1f}{res['pipe_cli']:>16,.0f}")
+    seq_raw = _pct(res_sim["seq"][0], 0.5) / _pct(res_floor["seq"][0], 0.5)
+    seq_cli = _pct(res_sim["seq"][1], 0.5) / _pct(res_floor["seq"][1], 0.5)
+    pipe_raw = res_sim["pipe_raw"] / res_floor["pipe_raw"]
+    pipe_cli = res_sim["pipe_cli"] / res_floor["pipe_cli"]
     _out(f"Simulator: {rows[1][2]}/{n_sessions} sessions held (target all); pipelined "
-         f"{res_sim['pipe_cli'] / res_floor['pipe_cli']:.2f}x the floor (target >= 0.5); "
-         f"sequential p50 {p50_sim / p50_floor:.2f}x the floor (target <= 2)")
+         f"{pipe_raw:.2f}x the floor with a raw client, {pipe_cli:.2f}x with AmiClient "
+         f"(target >= 0.5); sequential p50 {seq_raw:.2f}x / {seq_cli:.2f}x (target <= 2)")
     return 0 if rows[1][2] == n_sessions else 1
 
 

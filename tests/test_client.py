@@ -562,3 +562,26 @@ def test_plaintext_client_on_tls_port_times_out(serve: Callable[..., Server],
     s = serve(ping_server(), tls=tls_ca[0])
     with pytest.raises((AmiTimeoutError, ConnectionClosedError)):
         AmiClient.connect(s.host, s.port, timeout=0.3)
+
+
+
+@pytest.mark.xfail(strict=False, reason="protocol Parser misses --END COMMAND-- when a read "
+                   "splits it and the Follows began in an earlier read (reported)")
+@pytest.mark.parametrize("cut", [3, 8, 14])
+def test_follows_marker_split_across_reads(cut: int) -> None:
+    a, b = MemoryStream.pair()
+    b.send_all(BANNER)
+    c = AmiClient(a, action_id_prefix="x-")
+    c.read_banner(1)
+    aid = c.send("Command", Command="core show channels")
+    body = (b"Response: Follows\r\nPrivilege: Command\r\nActionID: x-1\r\n"
+            b"Channel  Location  State\n0 active channels\n")
+    marker = b"--END COMMAND--\r\n\r\n"
+    for chunk in (body, marker[:cut], marker[cut:]):
+        b.send_all(chunk)
+        c.read_messages(0.01, count=None)
+    r = c.wait_response(aid, timeout=1)
+    assert r.text == "Channel  Location  State\n0 active channels\n"
+    pid = c.send("Ping")
+    b.send_all(pong(pid))
+    assert c.wait_response(pid, timeout=1).ok
