@@ -238,3 +238,37 @@ def test_originate_events_respect_read_privileges(fresh: Simulator) -> None:
         _collect(c, 10)
         seen = agent.quiet(0.3)
     assert seen and {m.name for m in seen} == {"QueueMemberStatus"}
+
+
+def _per_call(msgs: list[Message]) -> list[list[str]]:
+    """Event names grouped per call (by the channel-name counter), in order of first sight."""
+    calls: dict[str, list[str]] = {}
+    for m in msgs:
+        if m.kind.value != "event" or m.name == "QueueMemberStatus":
+            continue
+        chan = " ".join(m.get(k) or "" for k in ("Channel", "DestChannel", "LocalOneChannel"))
+        seq = re.search(r"-([0-9a-f]{8});", chan)
+        key = seq[1] if seq else chan  # a failed OriginateResponse names the dial string
+        calls.setdefault(key, []).append(m.name or "")
+    return list(calls.values())
+
+
+@pytest.mark.slow
+def test_originate_recording_in_real_time(fresh: Simulator) -> None:
+    """The whole 13-originate-events session at the recorded pace (about 20 s)."""
+    conn = load(A13 / "13-originate-events.txt")["c1"]
+    sends = [f for f in conn.frames if f.direction == ">>>"][1:]  # login done by _logged_in
+    recorded = Parser().feed(conn.received)
+    with _logged_in(fresh) as c:
+        t0 = time.monotonic() - sends[0].t + 0.01
+        for f in sends:
+            c.quiet(max(0.0, t0 + f.t - time.monotonic()))
+            c.send(f.data)
+        c.quiet(3.0)
+        got = Parser().feed(bytes(c.raw))
+    rec_calls = [x for x in _per_call(recorded) if x != ["SuccessfulAuth"]]
+    our_calls = [x for x in _per_call(got) if x != ["SuccessfulAuth"]]
+    assert our_calls == rec_calls
+    replies = [m for m in got if m.kind.value == "response"][1:]
+    assert [m.get("Message") for m in replies] == \
+        [m.get("Message") for m in recorded if m.kind.value == "response"][1:]
