@@ -63,7 +63,7 @@ def _recv_some(sock: socket.socket, deadline: float) -> bytes | None:
 
 
 def _classify(data: bytes, where: str) -> str:
-    if data.startswith(b"HTTP/"):
+    if data.startswith(b"HTTP/") or data.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
         return f"{where} is an HTTP server, not AMI"
     if data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
         return f"{where} speaks TLS, not plaintext AMI (give the plaintext AMI port)"
@@ -99,9 +99,10 @@ def probe_ami(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
             raise TargetCheckError(_classify(data, where))
         if data == b"":
             raise TargetCheckError(f"{where} closed the connection without an AMI banner")
-        # Silent: HTTP and TLS servers wait for the client. Say something and look at the reply.
+        # Silent, so not AMI (AMI speaks first). HTTP and TLS servers wait for the client: ask
+        # an HTTP question and classify the reply (a TLS server answers with an alert or hangs up)
         try:
-            sock.sendall(b"Action: Ping\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         except OSError:
             raise TargetCheckError(f"{where} sent no AMI banner and dropped the connection") \
                 from None
