@@ -363,8 +363,10 @@ class AmiClient:
                         p.response = msg
                         if (msg.get("EventList") or "").lower() == "start":
                             p.listing = True
-                        else:
+                        elif p.action == "queues":
                             self._finish(p)
+                        else:
+                            p.done = True
                         return
                 elif kind is _EVENT and p.listing:
                     if _is_list_end(msg):

@@ -149,7 +149,9 @@ class TcpStream:
         """Up to ``max_bytes`` bytes; ``b""`` at end of stream (or a reset)."""
         if self._closed:
             return b""
-        self._set_timeout(timeout)
+        cur = self._timeout
+        if timeout is None or cur is None or not (timeout <= cur <= timeout * 1.1 + 0.005):
+            self._set_timeout(timeout)
         try:
             return self._sock.recv(max_bytes)
         except TimeoutError:
