@@ -1,0 +1,1 @@
+"""The action handlers, by area; :mod:`amicheck.sim.handlers` merges their ``HANDLERS``."""

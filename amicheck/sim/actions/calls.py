@@ -1,0 +1,569 @@
+"""Channel actions: Originate (with the System/Exec guard), Hangup, Status, variables,
+transfers, timeouts, bridges and parking (Asterisk 13.38 texts and shapes)."""
+
+from __future__ import annotations
+
+import re
+
+from amicheck.sim import replies
+from amicheck.sim.actions.base import (
+    ActionContext,
+    Handler,
+    RequestLike,
+    ack,
+    aid,
+    ast_true,
+    callerid_parse,
+    channel_or_error,
+    complete,
+    err,
+    has_system,
+    item,
+    listack,
+    scan_int,
+)
+from amicheck.sim.pbx import (
+    Bridge,
+    OriginateSpec,
+)
+
+__all__ = ["HANDLERS"]
+
+
+_FORBIDDEN_APPS = ("system", "exec", "agi", "mixmonitor", "externalivr")
+
+
+def _originate(ctx: ActionContext, req: RequestLike) -> None:
+    """action_originate (13.38): checks in Asterisk's order, async and sync."""
+    name = req.header("Channel")
+    exten = req.header("Exten")
+    context = req.header("Context")
+    priority = req.header("Priority")
+    timeout = req.header("Timeout")
+    app = req.header("Application")
+    appdata = req.header("Data")
+    if not name:
+        return err(ctx, "Channel not specified")
+    pi = 0
+    if priority:
+        parsed = scan_int(priority)
+        if parsed is None:
+            return err(ctx, "Invalid priority")  # no priority labels in the model
+        pi = parsed
+    to = 30000
+    if timeout:
+        parsed = scan_int(timeout)
+        if parsed is None:
+            return err(ctx, "Invalid timeout")
+        to = parsed
+    tech, slash, data = name.partition("/")
+    if not slash:
+        return err(ctx, "Invalid channel")
+    cid_name, cid_num = callerid_parse(req.header("CallerID"))
+    if app and not has_system(ctx) and "originate-system" not in ctx.faults:
+        low = app.lower()
+        if any(word in low for word in _FORBIDDEN_APPS):
+            return err(ctx, "Originate Access Forbidden: Application")
+        if "SHELL" in appdata or "EVAL" in appdata:
+            return err(ctx, "Originate Access Forbidden: Data")
+    variables: list[tuple[str, str]] = []
+    for value in req.message.getall("Variable"):
+        for part in value.split(","):
+            k, eq, v = part.partition("=")
+            if eq and k.strip():
+                variables.append((k.strip(), v))
+    spec = OriginateSpec(
+        tech=tech, data=data, context=context, exten=exten, priority=pi, application=app,
+        appdata=appdata, cid_num=cid_num, cid_name=cid_name, timeout_ms=to,
+        account=req.header("Account"), variables=tuple(variables), action_id=aid(ctx),
+        async_=ast_true(req.header("Async")),
+    )
+    if spec.async_:
+        ack(ctx, "Originate successfully queued")
+        ctx.pbx.originate(spec)
+        return None
+    if not app and not pi:
+        return err(ctx, "Originate with 'Exten' requires 'Context' and 'Priority'")
+    plan = ctx.pbx.plan_originate(spec)
+    reply = (replies.success(aid(ctx), "Originate successfully queued") if plan.ok
+             else replies.error(aid(ctx), "Originate failed"))
+    if tech.lower() == "local" or plan.delay <= 0:
+        ctx.reply(reply)
+        ctx.pbx.originate(spec)
+    else:  # a synchronous Originate answers when the phone answers (or gives up)
+        ctx.pbx.originate(spec)
+        ctx.pbx.later(plan.delay, lambda: ctx.reply(reply))
+    return None
+
+
+def _hangup(ctx: ActionContext, req: RequestLike) -> None:
+    """ast_manager_hangup_helper: exact name, or ``/regex/`` with a ChannelHungup list."""
+    target = req.header("Channel")
+    cause_s = req.header("Cause")
+    if not target:
+        return err(ctx, "No channel specified")
+    cause = 0
+    if cause_s:
+        parsed = scan_int(cause_s)
+        if parsed is not None and 0 <= parsed <= 127 and cause_s.strip().lstrip("+-").isdigit():
+            cause = parsed
+    pbx = ctx.pbx
+    if not target.startswith("/"):
+        ch = channel_or_error(ctx, target)
+        if ch is None:
+            return None
+        ack(ctx, "Channel Hungup")
+        pbx.hangup(ch, cause)
+        return None
+    pattern = target[1:-1] if target.endswith("/") and len(target) > 1 else target[1:]
+    try:
+        rx = re.compile(pattern)
+    except re.error:
+        return err(ctx, "Regex compile failed on: " + pattern)
+    listack(ctx, "Channels hung up will follow")
+    matched = [c for c in list(pbx.channels.values()) if rx.search(c.name)]
+    for ch in matched:
+        item(ctx, "ChannelHungup", [("Channel", ch.name)])
+    complete(ctx, "ChannelsHungupListComplete", len(matched))
+    for ch in matched:
+        pbx.hangup(ch, cause)
+    return None
+
+
+def _status(ctx: ActionContext, req: RequestLike) -> None:
+    """action_status: Status items (Privilege: Call) and StatusComplete with Items."""
+    name = req.header("Channel")
+    pbx = ctx.pbx
+    if name:
+        ch = channel_or_error(ctx, name)
+        if ch is None:
+            return None
+        chans = [ch]
+    else:
+        chans = list(pbx.channels.values())
+    wanted = [v.strip() for v in req.header("Variables").split(",") if v.strip()]
+    listack(ctx, "Channel status will follow")
+    now = pbx.now()
+    for ch in chans:
+        fields = [("Privilege", "Call"), *pbx.snapshot(ch),
+                  ("Type", ch.tech), ("DNID", ""),
+                  ("EffectiveConnectedLineNum", ch.conn_num or "<unknown>"),
+                  ("EffectiveConnectedLineName", ch.conn_name or "<unknown>"),
+                  ("TimeToHangup", str(int(ch.hangup_at)) if ch.hangup_at else "0"),
+                  ("BridgeID", ch.bridge or ""),
+                  ("Application", ch.application), ("Data", ch.appdata),
+                  ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"), ("Readtrans", ""),
+                  ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", "0"),
+                  ("Pickupgroup", "0"), ("Seconds", str(int(now - ch.created)))]
+        fields += [("Variable", f"{v}={pbx.get_var(ch, v)}") for v in wanted]
+        item(ctx, "Status", fields)
+    complete(ctx, "StatusComplete", len(chans), [("Items", str(len(chans)))])
+    return None
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _coreshowchannels(ctx: ActionContext, req: RequestLike) -> None:
+    """CoreShowChannel items (ActionID right after Event), CoreShowChannelsComplete."""
+    pbx = ctx.pbx
+    chans = list(pbx.channels.values())
+    listack(ctx, "Channels will follow")
+    now = pbx.now()
+    for ch in chans:
+        item(ctx, "CoreShowChannel", [*pbx.snapshot(ch), ("Application", ch.application),
+                                       ("ApplicationData", ch.appdata),
+                                       ("Duration", _duration(now - ch.created)),
+                                       ("BridgeId", ch.bridge or "")], id_first=True)
+    complete(ctx, "CoreShowChannelsComplete", len(chans))
+
+
+def _var_forbidden(ctx: ActionContext, text: str) -> bool:
+    """function_capable_string_allowed_with_auths: SHELL/EVAL need the system class."""
+    if has_system(ctx) or "getvar-shell" in ctx.faults:
+        return False
+    return "SHELL" in text or "EVAL" in text
+
+
+def _getvar(ctx: ActionContext, req: RequestLike) -> None:
+    varname = req.header("Variable")
+    name = req.header("Channel")
+    if not varname:
+        return err(ctx, "No variable specified")
+    if _var_forbidden(ctx, varname):
+        return err(ctx, "GetVar Access Forbidden: Variable")
+    ch = None
+    if name:
+        ch = channel_or_error(ctx, name)
+        if ch is None:
+            return None
+    value = ctx.pbx.get_var(ch, varname)
+    ack(ctx, None, [("Variable", varname), ("Value", value)])
+    return None
+
+
+_WRITABLE_FUNCS = ("CALLERID", "DB", "GLOBAL", "CHANNEL")
+
+
+def _setvar(ctx: ActionContext, req: RequestLike) -> None:
+    varname = req.header("Variable")
+    name = req.header("Channel")
+    value = req.header("Value")
+    if not varname:
+        return err(ctx, "No variable specified")
+    pbx = ctx.pbx
+    ch = None
+    if name:
+        ch = channel_or_error(ctx, name)
+        if ch is None:
+            return None
+    if varname.endswith(")") and "(" in varname:
+        func, _, arg = varname[:-1].partition("(")
+        up = func.upper()
+        if up not in _WRITABLE_FUNCS or (up in ("CALLERID", "CHANNEL") and ch is None):
+            return err(ctx, "Variable not set")
+        if up == "DB":
+            fam, _, key = arg.partition("/")
+            pbx.db[(fam, key)] = value
+        elif up == "GLOBAL":
+            pbx.globals[arg] = value
+        elif up == "CALLERID" and ch is not None:
+            if arg.lower() == "num":
+                ch.cid_num = value
+            elif arg.lower() == "name":
+                ch.cid_name = value
+            else:
+                return err(ctx, "Variable not set")
+            ack(ctx, "Variable Set")
+            pbx.emit("NewCallerid", ("call",), [
+                *pbx.snapshot(ch), ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"),
+            ])
+            return None
+        ack(ctx, "Variable Set")
+        return None
+    ack(ctx, "Variable Set")
+    pbx.set_var(ch, varname, value)
+    return None
+
+
+def _redirect(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    extra = req.header("ExtraChannel")
+    context = req.header("Context")
+    exten = req.header("Exten")
+    priority = req.header("Priority")
+    if not name:
+        return err(ctx, "Channel not specified")
+    if not context:
+        return err(ctx, "Context not specified")
+    if not exten:
+        return err(ctx, "Exten not specified")
+    if not priority:
+        return err(ctx, "Priority not specified")
+    pi = scan_int(priority)
+    if pi is None:
+        return err(ctx, "Invalid priority")
+    pbx = ctx.pbx
+    ch = pbx.find_channel(name)
+    if ch is None:
+        return err(ctx, f"Channel does not exist: {name}")
+    other = None
+    if extra:
+        other = pbx.find_channel(extra)
+        if other is None:
+            return err(ctx, f"ExtraChannel does not exist: {extra}")
+    pbx.redirect(ch, context, exten, pi)
+    if other is not None:
+        pbx.redirect(other, req.header("ExtraContext") or context,
+                     req.header("ExtraExten") or exten,
+                     scan_int(req.header("ExtraPriority")) or pi)
+        ack(ctx, "Dual Redirect successful")
+    else:
+        ack(ctx, "Redirect successful")
+    return None
+
+
+def _atxfer(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    exten = req.header("Exten")
+    if not name:
+        return err(ctx, "No channel specified")
+    if not exten:
+        return err(ctx, "No extension specified")
+    ch = channel_or_error(ctx, name, "Channel specified does not exist")
+    if ch is None:
+        return None
+    context = req.header("Context")
+    if context:
+        ctx.pbx.set_var(ch, "TRANSFER_CONTEXT", context)
+    ack(ctx, "Atxfer successfully queued")
+    return None
+
+
+def _blindtransfer(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    exten = req.header("Exten")
+    if not name:
+        return err(ctx, "No channel specified")
+    if not exten:
+        return err(ctx, "No extension specified")
+    pbx = ctx.pbx
+    ch = channel_or_error(ctx, name, "Channel specified does not exist")
+    if ch is None:
+        return None
+    br = pbx.bridges.get(ch.bridge or "")
+    if br is None:
+        return err(ctx, "Transfer invalid")
+    context = req.header("Context") or ch.context
+    others = [pbx.channels[n] for n in br.channels if n != ch.name and n in pbx.channels]
+    ack(ctx, "Transfer succeeded")
+    for other in others:
+        pbx.redirect(other, context, exten, 1)
+    pbx.kick(ch)
+    return None
+
+
+def _cancelatxfer(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    if not name:
+        return err(ctx, "No channel specified")
+    if channel_or_error(ctx, name, "Channel specified does not exist") is None:
+        return None
+    return err(ctx, "No attended transfer in progress")
+
+
+def _absolutetimeout(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    timeout = scan_int(req.header("Timeout")) or 0
+    if not name:
+        return err(ctx, "No channel specified")
+    if timeout < 0:
+        return err(ctx, "No timeout specified")
+    ch = channel_or_error(ctx, name)
+    if ch is None:
+        return None
+    ctx.pbx.set_absolute_timeout(ch, float(timeout))
+    ack(ctx, "Timeout Set")
+    return None
+
+
+def _sendtext(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    text = req.header("Message")
+    if not name:
+        return err(ctx, "No channel specified")
+    if not text:
+        return err(ctx, "No Message specified")
+    if channel_or_error(ctx, name) is None:
+        return None
+    ack(ctx, "Success")
+    return None
+
+
+def _bridge(ctx: ActionContext, req: RequestLike) -> None:
+    a_name = req.header("Channel1")
+    b_name = req.header("Channel2")
+    if not a_name or not b_name:
+        return err(ctx, "Missing channel parameter in request")
+    pbx = ctx.pbx
+    a = pbx.find_channel(a_name)
+    if a is None:
+        return err(ctx, f"Channel1 does not exist: {a_name}")
+    b = pbx.find_channel(b_name)
+    if b is None:
+        return err(ctx, f"Channel2 does not exist: {b_name}")
+    if a is b:
+        return err(ctx, "Unable to bridge channel to itself")
+    ack(ctx, "Channels have been bridged")
+    pbx.bridge(a, b)
+    return None
+
+
+def _bridgelist(ctx: ActionContext, req: RequestLike) -> None:
+    want = req.header("BridgeType")
+    pbx = ctx.pbx
+    listack(ctx, "Bridge listing will follow")
+    count = 0
+    for br in pbx.bridges.values():
+        if want and br.bridge_type != want:
+            continue
+        item(ctx, "BridgeListItem", pbx.bridge_snapshot(br), id_first=True)
+        count += 1
+    complete(ctx, "BridgeListComplete", count)
+
+
+def _bridge_or_error(ctx: ActionContext, req: RequestLike) -> Bridge | None:
+    uid = req.header("BridgeUniqueid")
+    if not uid:
+        err(ctx, "BridgeUniqueid must be provided")
+        return None
+    br = ctx.pbx.bridges.get(uid)
+    if br is None:
+        err(ctx, f"Bridge {uid} not found")
+    return br
+
+
+def _bridgeinfo(ctx: ActionContext, req: RequestLike) -> None:
+    bridge = _bridge_or_error(ctx, req)
+    pbx = ctx.pbx
+    if bridge is None:
+        return None
+    listack(ctx, "Bridge channel listing will follow")
+    chans = [pbx.channels[n] for n in bridge.channels if n in pbx.channels]
+    for ch in chans:
+        item(ctx, "BridgeInfoChannel", pbx.snapshot(ch), id_first=True)
+    complete(ctx, "BridgeInfoComplete", len(chans), pbx.bridge_snapshot(bridge))
+    return None
+
+
+def _bridgedestroy(ctx: ActionContext, req: RequestLike) -> None:
+    bridge = _bridge_or_error(ctx, req)
+    if bridge is None:
+        return None
+    pbx = ctx.pbx
+    ack(ctx, "Bridge has been destroyed")
+    pbx.destroy_bridge(bridge)
+    return None
+
+
+def _bridgekick(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    uid = req.header("BridgeUniqueid")
+    if not name:
+        return err(ctx, "Channel must be provided")
+    pbx = ctx.pbx
+    ch = pbx.find_channel(name)
+    if uid:
+        if uid not in pbx.bridges:
+            return err(ctx, "Bridge not found")
+        if ch is None or ch.bridge != uid:
+            return err(ctx, "Channel kick from bridge failed")
+    else:
+        if ch is None:
+            return err(ctx, "Channel does not exist")
+        if ch.bridge is None:
+            return err(ctx, "Channel is not in a bridge")
+    ack(ctx, "Channel has been kicked")
+    if ch is not None:
+        pbx.kick(ch)
+    return None
+
+
+_BRIDGE_TECHS = (("holding_bridge", "Holding", "50"), ("native_rtp", "Native", "90"),
+                 ("simple_bridge", "1to1Mix", "50"), ("softmix", "MultiMix", "10"))
+
+
+def _bridgetechlist(ctx: ActionContext, req: RequestLike) -> None:
+    listack(ctx, "Bridge technology listing will follow")
+    for name, btype, prio in _BRIDGE_TECHS:
+        item(ctx, "BridgeTechnologyListItem", [
+            ("BridgeTechnology", name), ("BridgeType", btype), ("BridgePriority", prio),
+            ("BridgeSuspended", "No"),
+        ], id_first=True)
+    complete(ctx, "BridgeTechnologyListComplete", len(_BRIDGE_TECHS))
+
+
+def _bridgetech_suspend(suspend: bool) -> Handler:
+    def handler(ctx: ActionContext, req: RequestLike) -> None:
+        tech = req.header("BridgeTechnology")
+        if not tech:
+            return err(ctx, "BridgeTechnology must be provided")
+        if tech not in {t for t, _, _ in _BRIDGE_TECHS}:
+            return err(ctx, f"Technology {tech} not found")
+        ack(ctx, "Suspended bridge technology" if suspend else "Unsuspended bridge technology")
+        return None
+    return handler
+
+
+def _park(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    timeout = req.header("Timeout")
+    if not name:
+        return err(ctx, "Channel not specified")
+    secs = 45.0
+    if timeout:
+        parsed = scan_int(timeout)
+        if parsed is None:
+            return err(ctx, "Invalid Timeout value.")
+        secs = parsed / 1000
+    ch = channel_or_error(ctx, name, "Channel does not exist")
+    if ch is None:
+        return None
+    ack(ctx, "Park successful")
+    ctx.pbx.park(ch, secs)
+    return None
+
+
+def _parkedcalls(ctx: ActionContext, req: RequestLike) -> None:
+    pbx = ctx.pbx
+    listack(ctx, "Parked calls will follow")
+    n = 0
+    for space, name in sorted(pbx.parked.items()):
+        ch = pbx.channels.get(name)
+        if ch is None:
+            continue
+        item(ctx, "ParkedCall", pbx.parked_fields(space, ch))
+        n += 1
+    complete(ctx, "ParkedCallsComplete", n, [("Total", str(n))])
+
+
+def _parkinglots(ctx: ActionContext, req: RequestLike) -> None:
+    listack(ctx, "Parking lots will follow")
+    item(ctx, "Parkinglot", [("Name", "default"), ("StartSpace", "701"),
+                              ("StopSpace", "720"), ("Timeout", "45")])
+    complete(ctx, "ParkinglotsComplete", 1)
+
+
+def _localoptimizeaway(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    if not name:
+        return err(ctx, "'Channel' not specified.")
+    ch = ctx.pbx.find_channel(name)
+    if ch is None:
+        return err(ctx, "Channel does not exist.")
+    if ch.local_base is None:
+        return err(ctx, "Unable to find channel")
+    ack(ctx, "Queued channel to be optimized away")
+    return None
+
+
+def _aocmessage(ctx: ActionContext, req: RequestLike) -> None:
+    name = req.header("Channel")
+    if not name and not req.header("ChannelPrefix"):
+        return err(ctx, "Channel and ChannelPrefix are both not specified")
+    if name and channel_or_error(ctx, name) is None:
+        return None
+    if not req.header("MsgType"):
+        return err(ctx, "MsgType not specified")
+    ack(ctx, "AOC Message successfully queued on channel")
+    return None
+
+HANDLERS: dict[str, Handler] = {
+    "originate": _originate,
+    "hangup": _hangup,
+    "status": _status,
+    "coreshowchannels": _coreshowchannels,
+    "getvar": _getvar,
+    "setvar": _setvar,
+    "redirect": _redirect,
+    "atxfer": _atxfer,
+    "blindtransfer": _blindtransfer,
+    "cancelatxfer": _cancelatxfer,
+    "absolutetimeout": _absolutetimeout,
+    "sendtext": _sendtext,
+    "bridge": _bridge,
+    "bridgelist": _bridgelist,
+    "bridgeinfo": _bridgeinfo,
+    "bridgedestroy": _bridgedestroy,
+    "bridgekick": _bridgekick,
+    "bridgetechnologylist": _bridgetechlist,
+    "bridgetechnologysuspend": _bridgetech_suspend(True),
+    "bridgetechnologyunsuspend": _bridgetech_suspend(False),
+    "park": _park,
+    "parkedcalls": _parkedcalls,
+    "parkinglots": _parkinglots,
+    "localoptimizeaway": _localoptimizeaway,
+    "aocmessage": _aocmessage,
+}

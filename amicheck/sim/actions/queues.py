@@ -1,0 +1,298 @@
+"""app_queue and app_agent_pool actions: QueueStatus/QueueSummary as recorded, the UCM's
+event-list ``Queues`` (see amicheck.sim.handlers), member management, ``queue show`` text."""
+
+from __future__ import annotations
+
+from amicheck.sim.actions.base import (
+    ActionContext,
+    Handler,
+    RequestLike,
+    ack,
+    ast_true,
+    complete,
+    err,
+    item,
+    listack,
+    scan_int,
+)
+from amicheck.sim.pbx import (
+    Pbx,
+    Queue,
+    QueueMember,
+)
+
+__all__ = ["HANDLERS", "queue_show"]
+
+
+def _queue_params(q: Queue) -> list[tuple[str, str]]:
+    return [
+        ("Queue", q.name), ("Max", str(q.max)), ("Strategy", q.strategy), ("Calls", "0"),
+        ("Holdtime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
+        ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)),
+        ("ServiceLevel", str(q.servicelevel)), ("ServicelevelPerf", "0.0"),
+        ("Weight", str(q.weight)),
+    ]
+
+
+def _member_item(pbx: Pbx, q: Queue, m: QueueMember) -> list[tuple[str, str]]:
+    """The QueueStatus ``QueueMember`` item fields (Name/Location, 13.38 order)."""
+    return [
+        ("Queue", q.name), ("Name", m.name), ("Location", m.interface),
+        ("StateInterface", m.state_interface), ("Membership", m.membership),
+        ("Penalty", str(m.penalty)), ("CallsTaken", str(m.calls_taken)),
+        ("LastCall", str(m.last_call)), ("InCall", str(m.in_call)),
+        ("Status", str(pbx.member_status(m))), ("Paused", "1" if m.paused else "0"),
+        ("PausedReason", m.paused_reason),
+    ]
+
+
+def _queuestatus(ctx: ActionContext, req: RequestLike) -> None:
+    """manager_queues_status: QueueParams, QueueMember..., QueueStatusComplete."""
+    want_q = req.header("Queue")
+    want_m = req.header("Member")
+    pbx = ctx.pbx
+    listack(ctx, "Queue status will follow")
+    count = 0
+    for q in pbx.queues.values():
+        if want_q and q.name != want_q:
+            continue
+        item(ctx, "QueueParams", _queue_params(q))
+        count += 1
+        for m in q.members:
+            if want_m and want_m not in (m.interface, m.name):
+                continue
+            item(ctx, "QueueMember", _member_item(pbx, q, m))
+            count += 1
+    complete(ctx, "QueueStatusComplete", count)
+
+
+def _queuesummary(ctx: ActionContext, req: RequestLike) -> None:
+    want_q = req.header("Queue")
+    pbx = ctx.pbx
+    listack(ctx, "Queue summary will follow")
+    count = 0
+    for q in pbx.queues.values():
+        if want_q and q.name != want_q:
+            continue
+        statuses = [pbx.member_status(m) for m in q.members]
+        logged_in = sum(1 for s in statuses if s not in (4, 5))
+        available = sum(1 for m, s in zip(q.members, statuses, strict=True)
+                        if s in (0, 1) and not m.paused)
+        item(ctx, "QueueSummary", [
+            ("Queue", q.name), ("LoggedIn", str(logged_in)), ("Available", str(available)),
+            ("Callers", "0"), ("HoldTime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
+            ("LongestHoldTime", "0"),
+        ])
+        count += 1
+    complete(ctx, "QueueSummaryComplete", count)
+
+
+def _queues(ctx: ActionContext, req: RequestLike) -> None:
+    """The UCM's Queues: an event list (see the module docstring for the field choice)."""
+    pbx = ctx.pbx
+    listack(ctx, "Queues will follow")
+    count = 0
+    for q in pbx.queues.values():
+        item(ctx, "QueueStatus", _queue_params(q))
+        count += 1
+        for m in q.members:
+            item(ctx, "QueueMemberStatus", pbx.member_fields(q, m))
+            count += 1
+    complete(ctx, "QueuesComplete", count)
+
+
+def _find_member(q: Queue, interface: str) -> QueueMember | None:
+    for m in q.members:
+        if m.interface.lower() == interface.lower():
+            return m
+    return None
+
+
+def _queueadd(ctx: ActionContext, req: RequestLike) -> None:
+    queue = req.header("Queue")
+    interface = req.header("Interface")
+    if not queue:
+        return err(ctx, "'Queue' not specified.")
+    if not interface:
+        return err(ctx, "'Interface' not specified.")
+    pbx = ctx.pbx
+    q = pbx.queues.get(queue)
+    if q is None:
+        return err(ctx, "Unable to add interface to queue: No such queue")
+    if _find_member(q, interface) is not None:
+        return err(ctx, "Unable to add interface: Already there")
+    penalty = scan_int(req.header("Penalty")) or 0
+    m = QueueMember(interface=interface, name=req.header("MemberName") or interface,
+                    state_interface=req.header("StateInterface") or interface,
+                    membership="dynamic", penalty=max(penalty, 0),
+                    paused=ast_true(req.header("Paused")),
+                    paused_reason=req.header("Reason"))
+    q.members.append(m)
+    ack(ctx, "Added interface to queue")
+    pbx.emit("QueueMemberAdded", ("agent",), pbx.member_fields(q, m))
+    return None
+
+
+def _queueremove(ctx: ActionContext, req: RequestLike) -> None:
+    queue = req.header("Queue")
+    interface = req.header("Interface")
+    if not queue or not interface:
+        return err(ctx, "Need 'Queue' and 'Interface' parameters.")
+    pbx = ctx.pbx
+    q = pbx.queues.get(queue)
+    if q is None:
+        return err(ctx, "Unable to remove interface from queue: No such queue")
+    m = _find_member(q, interface)
+    if m is None:
+        return err(ctx, "Unable to remove interface: Not there")
+    if m.membership != "dynamic":
+        return err(ctx, "Member not dynamic")
+    fields = pbx.member_fields(q, m)
+    q.members.remove(m)
+    ack(ctx, "Removed interface from queue")
+    pbx.emit("QueueMemberRemoved", ("agent",), fields)
+    return None
+
+
+def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
+    interface = req.header("Interface")
+    paused_s = req.header("Paused")
+    queue = req.header("Queue")
+    if not interface or not paused_s:
+        return err(ctx, "Need 'Interface' and 'Paused' parameters.")
+    paused = ast_true(paused_s)
+    reason = req.header("Reason")
+    pbx = ctx.pbx
+    hits = []
+    for q in pbx.queues.values():
+        if queue and q.name != queue:
+            continue
+        m = _find_member(q, interface)
+        if m is not None:
+            hits.append((q, m))
+    if not hits:
+        return err(ctx, "Interface not found")
+    ack(ctx, "Interface paused successfully" if paused else "Interface unpaused successfully")
+    for q, m in hits:
+        m.paused, m.paused_reason = paused, reason if paused else ""
+        pbx.emit("QueueMemberPause", ("agent",), pbx.member_fields(q, m))
+    return None
+
+
+def _queuepenalty(ctx: ActionContext, req: RequestLike) -> None:
+    interface = req.header("Interface")
+    penalty_s = req.header("Penalty")
+    queue = req.header("Queue")
+    if not interface or not penalty_s:
+        return err(ctx, "Need 'Interface' and 'Penalty' parameters.")
+    penalty = scan_int(penalty_s)
+    if penalty is None or penalty < 0:
+        return err(ctx, "Invalid penalty")
+    pbx = ctx.pbx
+    hits = [(q, m) for q in pbx.queues.values() if not queue or q.name == queue
+            for m in [_find_member(q, interface)] if m is not None]
+    if not hits:
+        return err(ctx, "Invalid interface, queuename or penalty")
+    ack(ctx, "Interface penalty set successfully")
+    for q, m in hits:
+        m.penalty = penalty
+        pbx.emit("QueueMemberPenalty", ("agent",), [("Queue", q.name),
+                                                     ("Interface", m.interface),
+                                                     ("Penalty", str(penalty))])
+    return None
+
+
+def _queueringinuse(ctx: ActionContext, req: RequestLike) -> None:
+    interface = req.header("Interface")
+    value = req.header("RingInUse")
+    queue = req.header("Queue")
+    if not interface or not value:
+        return err(ctx, "Need 'Interface' and 'RingInUse' parameters.")
+    hits = [m for q in ctx.pbx.queues.values() if not queue or q.name == queue
+            for m in [_find_member(q, interface)] if m is not None]
+    if not hits:
+        return err(ctx, "Invalid interface, queuename, or ringinuse value")
+    for m in hits:
+        m.ringinuse = ast_true(value)
+    ack(ctx, "Interface ringinuse set successfully")
+    return None
+
+
+def _queuelog(ctx: ActionContext, req: RequestLike) -> None:
+    if not req.header("Queue") or not req.header("Event"):
+        return err(ctx, "Need 'Queue' and 'Event' parameters.")
+    ack(ctx, "Added Queue Log")
+    return None
+
+
+def _queuereload(ctx: ActionContext, req: RequestLike) -> None:
+    queue = req.header("Queue")
+    if queue and queue not in ctx.pbx.queues:
+        return err(ctx, "Error encountered while reloading queue")
+    ack(ctx, "Queue reloaded successfully")
+    return None
+
+
+def _queuereset(ctx: ActionContext, req: RequestLike) -> None:
+    queue = req.header("Queue")
+    if queue and queue not in ctx.pbx.queues:
+        return err(ctx, "Error encountered while resetting queue stats")
+    ack(ctx, "Queue stats reset successfully")
+    return None
+
+
+def _queuerule(ctx: ActionContext, req: RequestLike) -> None:
+    ack(ctx)
+
+
+def queue_show(pbx: Pbx) -> str:
+    """``queue show`` as app_queue 13.x prints it (also 13.x's raw Queues answer)."""
+    out = []
+    for q in pbx.queues.values():
+        out.append(f"{q.name} has 0 calls (max unlimited) in '{q.strategy}' strategy "
+                   f"({q.holdtime}s holdtime, {q.talktime}s talktime), W:{q.weight}, "
+                   f"C:{q.completed}, A:{q.abandoned}, SL:0.0% within {q.servicelevel}s")
+        if q.members:
+            out.append("   Members: ")
+            for m in q.members:
+                st = pbx.member_status(m)
+                desc = {1: "Not in use", 2: "In use", 5: "Unavailable", 6: "Ringing",
+                        4: "Invalid"}.get(st, "Unknown")
+                extra = " (dynamic)" if m.membership == "dynamic" else ""
+                paused = " (paused)" if m.paused else ""
+                out.append(f"      {m.name} ({m.interface}){extra}{paused} "
+                           f"(ringinuse {'enabled' if m.ringinuse else 'disabled'}) ({desc}) "
+                           "has taken no calls yet")
+        else:
+            out.append("   No Members")
+        out.append("   No Callers")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _agents(ctx: ActionContext, req: RequestLike) -> None:
+    listack(ctx, "Agents will follow")
+    complete(ctx, "AgentsComplete", 0)
+
+
+def _agentlogoff(ctx: ActionContext, req: RequestLike) -> None:
+    if not req.header("Agent"):
+        return err(ctx, "No agent specified")
+    return err(ctx, "No such agent")
+
+HANDLERS: dict[str, Handler] = {
+    "queuestatus": _queuestatus,
+    "queuesummary": _queuesummary,
+    "queues": _queues,
+    "queueadd": _queueadd,
+    "queueremove": _queueremove,
+    "queuepause": _queuepause,
+    "queuepenalty": _queuepenalty,
+    "queuememberringinuse": _queueringinuse,
+    "queuelog": _queuelog,
+    "queuereload": _queuereload,
+    "queuereset": _queuereset,
+    "queuerule": _queuerule,
+    "agents": _agents,
+    "agentlogoff": _agentlogoff,
+}
