@@ -149,3 +149,19 @@ def test_random_action_sequences_never_crash(
         bytes(m)
     assert not [c for c in h.pbx.channels.values() if c.context != "parkedcalls"] or \
         h.loop.pending
+
+
+def test_redirect_leaves_the_old_dialplan_thread() -> None:
+    h = Harness()
+    h.act("Originate", **ORIG)
+    h.run(0.1)
+    one = next(n for n in h.pbx.channels if n.endswith(";1"))
+    h.act("Redirect", Channel=one, Context="from-internal", Exten="1001", Priority="1")
+    h.run(6.0)  # 2000's Wait(5) + Hangup would have ended the call by now
+    ch = h.pbx.channels[one]
+    assert (ch.exten, ch.application, ch.appdata) == ("1001", "Wait", "20")
+    h.act("Park", Channel=one)
+    h.run(10.0)  # parked: no dialplan runs on it any more
+    assert one in h.pbx.channels and h.pbx.parked == {"701": one}
+    h.run(10.0)  # the ;2 half finishes its Wait(20) and takes the pair down
+    assert h.pbx.channels == {} and h.pbx.parked == {}

@@ -176,6 +176,7 @@ class Channel:
     alive: bool = True
     hangup_at: float | None = None  # AbsoluteTimeout deadline (clock time)
     on_answer: Callable[[], None] | None = None  # Local ;2 answered -> ;1 side continues
+    pc: int = 0                          # bumped when the channel leaves its dialplan thread
 
     @property
     def tech(self) -> str:
@@ -679,7 +680,8 @@ class Pbx:
             secs = _APP_SECONDS.get(app, 0.0)
             if app == "wait":
                 secs = _float(spec.appdata)
-            self._later(secs, lambda: self._app_done(ch))
+            token = ch.pc
+            self._later(secs, lambda: self._app_done(ch) if ch.pc == token else None)
         else:
             self._run(ch, spec.context, spec.exten, spec.priority or 1)
 
@@ -712,8 +714,11 @@ class Pbx:
             "Newexten", ch, ("Extension", exten), ("Application", app), ("AppData", data)
         )
 
+        token = ch.pc
+
         def nxt() -> None:
-            self._run(ch, context, exten, priority + 1)
+            if ch.pc == token:  # not redirected, parked or bridged meanwhile
+                self._run(ch, context, exten, priority + 1)
 
         low = app.lower()
         if low == "answer":
@@ -820,6 +825,7 @@ class Pbx:
         """Redirect: leave any bridge, continue at the new dialplan location."""
         if ch.bridge is not None:
             self._leave_bridge(ch)
+        ch.pc += 1
         self._later(0.0, lambda: self._run(ch, context, exten, priority))
 
     # -- variables --------------------------------------------------------------------------
@@ -917,6 +923,7 @@ class Pbx:
                 self._chan_event("Newstate", ch)
             br.channels.append(ch.name)
             ch.bridge = br.uniqueid
+            ch.pc += 1
             self.emit("BridgeEnter", _CALL, [*self.bridge_snapshot(br), *self.snapshot(ch)])
         return br
 
@@ -949,7 +956,10 @@ class Pbx:
         """Park ``ch`` in the first free space of the default lot (701-720)."""
         if ch.bridge is not None:
             self._leave_bridge(ch)
-        space = next(str(s) for s in range(701, 721) if str(s) not in self.parked)
+        ch.pc += 1
+        space = next((str(s) for s in range(701, 721) if str(s) not in self.parked), "")
+        if not space:
+            return ""
         self.parked[space] = ch.name
         ch.context, ch.exten, ch.priority = "parkedcalls", space, 1
         ch.application, ch.appdata = "Park", ""
