@@ -8,13 +8,15 @@ Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else a 
 directory shipped inside the package, else ``suites/`` next to the package (the source
 checkout, which is what ``pip install -e .`` uses).
 
-Exit status: 0 nothing failed or errored; 1 failures or errors; 2 bad input; other values are
-pytest's (3 internal error, 5 no tests collected; an interrupted run gives 2).
+Exit status: 0 nothing failed or errored; 1 failures or errors; 2 bad input (including suites
+that do not collect); 130 interrupted; other values are pytest's (3 internal error, 5 no tests
+collected).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import socket
 import sys
@@ -22,11 +24,14 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from amicheck.report.model import RunReport
 
 __all__ = ["main", "probe_ami", "find_suites", "TargetCheckError", "build_parser"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROBE_TIMEOUT = 3.0
 _MAX_LISTED = 15
 
@@ -129,6 +134,12 @@ def find_suites(explicit: str | None = None) -> Path:
     else:
         pkg = Path(amicheck.__file__).resolve().parent
         candidates = [pkg / "suites", pkg.parent / "suites"]
+        try:  # shipped as the package ``amicheck.suites`` (a package-dir mapping)
+            spec = importlib.util.find_spec("amicheck.suites")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            candidates.insert(0, Path(next(iter(spec.submodule_search_locations))))
     for c in candidates:
         if c.is_dir():
             return c.resolve()
@@ -255,8 +266,8 @@ def _preflight(args: argparse.Namespace) -> list[str]:
     return opts
 
 
-def _summary(report_dir: Path, out: TextIO) -> bool:
-    """Print the one-screen summary from report.json; False if there is none."""
+def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | None:
+    """Print the one-screen summary from report.json; None if there is none (or an old one)."""
     from amicheck.report import REPORT_FILES
     from amicheck.report.json_writer import from_json
     from amicheck.report.model import Outcome
@@ -265,13 +276,13 @@ def _summary(report_dir: Path, out: TextIO) -> bool:
     try:
         report = from_json(path.read_text("utf-8"))
     except (OSError, ValueError, KeyError):
-        return False
+        return None
+    if report.started.timestamp() < since - 1.0:  # left over from an earlier run
+        return None
     c = report.counts()
     print("", file=out)
     print("=" * 72, file=out)
-    status = "COMPLIANT" if report.ok else (
-        "INTERRUPTED" if report.interrupted else "NOT COMPLIANT")
-    print(f"amicheck {status}: {c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, "
+    print(f"amicheck {report.status}: {c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, "
           f"{c[Outcome.ERROR]} errors, {c[Outcome.SKIP]} skipped in {report.duration:.1f} s",
           file=out)
     faults = f" faults={','.join(report.faults)}" if report.faults else ""
@@ -288,7 +299,7 @@ def _summary(report_dir: Path, out: TextIO) -> bool:
         print(f"  ... and {len(problems) - _MAX_LISTED} more (see report.html)", file=out)
     for kind in ("html", "junit", "json"):
         print(f"{kind:>5}: {report_dir / REPORT_FILES[kind]}", file=out)
-    return True
+    return report
 
 
 def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
@@ -301,18 +312,23 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         _err(str(exc))
         return EXIT_USAGE
     report_dir = Path(args.report_dir).resolve()
-    argv = [str(suites), *opts, "--ami-report-dir", str(report_dir), "-p", "no:cacheprovider"]
+    argv = [str(suites), *opts, "--ami-report-dir", str(report_dir), "-p", "no:cacheprovider",
+            "-o", "ami_require_ids=true"]
     if not _plugin_registered():
         argv[1:1] = ["-p", "amicheck.plugin"]
     argv += pytest_args
+    started = time.time()
     code = int(pytest.main(argv))
-    printed = _summary(report_dir, sys.stdout)
+    report = _summary(report_dir, sys.stdout, since=started)
     if code == int(pytest.ExitCode.OK):
         return EXIT_OK
     if code == int(pytest.ExitCode.TESTS_FAILED):
         return EXIT_FAILED
-    if code in (int(pytest.ExitCode.USAGE_ERROR), int(pytest.ExitCode.INTERRUPTED)):
-        return EXIT_USAGE if not printed or code == int(pytest.ExitCode.USAGE_ERROR) else code
+    if code == int(pytest.ExitCode.INTERRUPTED):
+        # Ctrl-C, or collection errors (bad requirement IDs: bad input)
+        return EXIT_INTERRUPTED if report is not None and report.interrupted else EXIT_USAGE
+    if code == int(pytest.ExitCode.USAGE_ERROR):
+        return EXIT_USAGE
     return code
 
 
@@ -398,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_requirements(args.area)
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into head(1) and the like
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

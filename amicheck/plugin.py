@@ -234,6 +234,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ami_report_dir", "report directory (relative to the ini file)", default="")
     parser.addini("ami_pcap", "write pcaps of each test's AMI traffic", type="bool", default=False)
     parser.addini("ami_fail_delay", "simulator failed-login delay in seconds", default="")
+    parser.addini(
+        "ami_require_ids", "every test needs one requirement ID (not only those under suites/)",
+        type="bool", default=False,
+    )
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -429,7 +433,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 def _is_suite_item(item: pytest.Item) -> bool:
     return (
-        SUITE_DIR_NAME in item.path.parts[:-1] or item.get_closest_marker("requirement") is not None
+        SUITE_DIR_NAME in item.path.parts[:-1]
+        or item.get_closest_marker("requirement") is not None
+        or bool(item.config.getini("ami_require_ids"))
     )
 
 
@@ -676,12 +682,16 @@ ConnectFactory = Callable[..., "AmiClient"]
 
 
 @pytest.fixture
-def ami_connect(ami_target: Target, _ami_clients: list[Any]) -> ConnectFactory:
+def ami_connect(
+    ami_target: Target, _ami_clients: list[Any], pytestconfig: pytest.Config
+) -> ConnectFactory:
     """Factory: ``ami_connect(tls=False, source_address=None, read_banner=True)`` -> AmiClient.
 
     The connection is not logged in; every client is closed at teardown and its redacted
-    transcript is attached to a failing test's report.
+    transcript is attached to a failing test's report. ``tls`` may also be an SSLContext;
+    ``port`` overrides the target's port (e.g. ``ami_target.stock_port``).
     """
+    secrets = sorted(_state(pytestconfig).secrets())
 
     def connect(
         tls: Any = False,
@@ -704,6 +714,8 @@ def ami_connect(ami_target: Target, _ami_clients: list[Any]) -> ConnectFactory:
             source_address=source_address,
             read_banner=read_banner,
         )
+        for secret in secrets:  # masked wherever they appear, not only after Secret:/Key:
+            client.transcript.add_secret(secret)
         _ami_clients.append(client)
         return client
 
@@ -903,16 +915,23 @@ class _ReportPlugin:
             return
         _collector(self.config).add(report)
 
-    def pytest_keyboard_interrupt(self) -> None:
-        _state(self.config).interrupted = True
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            _collector(self.config).add_collection_error(report)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Ctrl-C itself; collection errors arrive here too, as Session.Interrupted
+        if excinfo.type is KeyboardInterrupt:
+            _state(self.config).interrupted = True
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = _state(self.config)
         if state.collector is None and not state.settings.report_dir_explicit:
             return
-        interrupted = state.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        report = _collector(self.config).build(interrupted=interrupted, exit_status=int(exitstatus))
+        report = _collector(self.config).build(
+            interrupted=state.interrupted, exit_status=int(exitstatus)
+        )
         state.written = write_reports(report, state.settings.report_dir)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -252,3 +252,49 @@ def test_python_dash_m() -> None:
     proc = subprocess.run([sys.executable, "-m", "amicheck", "faults"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "privilege-leak" in proc.stdout
+
+
+def test_run_with_bad_requirement_ids_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suites = _suites(tmp_path, "test_cli_noid", "def test_x():\n    pass\n")
+    code = main(["run", "--suites", str(suites), "--report-dir", str(tmp_path / "r"),
+                 "--", "-q"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "needs exactly one" in out and "INCOMPLETE" in out
+
+
+def test_run_writes_pcaps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suites = _suites(tmp_path, "test_cli_pcap", f"""
+        import pytest
+
+        @pytest.mark.requirement("{IDS[4]}")
+        def test_login(ami_client):
+            ami_client.request("Ping")
+        """)
+    reports = tmp_path / "r"
+    assert main(["run", "--suites", str(suites), "--report-dir", str(reports), "--pcap",
+                 "--", "-q"]) == 0
+    capsys.readouterr()
+    pcaps = list((reports / "pcap").glob("*.pcap"))
+    assert len(pcaps) == 1
+    assert main(["pcap", str(pcaps[0])]) == 0
+    out = capsys.readouterr().out
+    assert "action Login" in out and "Secret: ********" in out
+
+
+@pytest.mark.slow
+def test_run_all_suites_against_the_compliant_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the README promises: ``amicheck run`` passes on the compliant simulator."""
+    reports = tmp_path / "r"
+    code = main(["run", "--report-dir", str(reports), "--fail-delay", "0.05", "--", "-q"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = from_json((reports / "report.json").read_text())
+    assert report.ok and len(report.results) >= len(CATALOGUE) - 5
+    data = b"".join(p.read_bytes() for p in reports.rglob("*") if p.is_file())
+    for secret in default_profile().secrets():
+        assert secret.encode() not in data

@@ -431,3 +431,10 @@ def test_metric_is_recorded(pytester: pytest.Pytester) -> None:
     assert data["results"][0]["metrics"] == [
         {"name": "ping", "value": 1.5, "unit": "ms", "samples": [1.0, 2.0]}
     ]
+
+
+def test_require_ids_ini_applies_everywhere(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("-o", "ami_require_ids=true", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*test_x: needs exactly one @pytest.mark.requirement(ID), has 0"])

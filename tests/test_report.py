@@ -311,3 +311,31 @@ def test_collector_phases() -> None:
 def test_redact_longest_first() -> None:
     assert redact("abc abcdef", ["abc", "abcdef"]) == "******** ********"
     assert redact("nothing", []) == "nothing"
+
+
+def test_collection_errors_are_in_the_report(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "suites" / "test_noid.py"
+    path.parent.mkdir()
+    path.write_text("def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--ami-report-dir", "r")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    report = from_json((pytester.path / "r" / "report.json").read_text())
+    assert [r.outcome for r in report.results] == [Outcome.ERROR]
+    assert "needs exactly one" in report.results[0].message
+    assert report.status == "INCOMPLETE" and not report.ok
+
+
+def test_profile_secrets_masked_even_without_a_secret_header(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        def test_leaks(ami_connect):
+            c = ami_connect()
+            c.send_bytes(b"Action: Ping\\r\\nX-Note: {SECRETS[0]}\\r\\n\\r\\n")
+            c.read_messages(timeout=2)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "X-Note: ********" in out and SECRETS[0] not in out

@@ -154,6 +154,15 @@ class Collector:
                 p.evidence.append(content)
         self._phase(p, report)
 
+    def add_collection_error(self, report: Any) -> None:
+        """A module that could not be collected (bad requirement IDs, import error)."""
+        nodeid = report.nodeid or "(session)"
+        p = self._tests.setdefault(f"{nodeid}::(collection)", _Pending(nodeid))
+        p.outcome = Outcome.ERROR
+        text = str(report.longrepr or "").strip()
+        p.message = f"collection error: {text.splitlines()[-1] if text else 'unknown'}"
+        p.details = text
+
     def _phase(self, p: _Pending, report: Any) -> None:
         when = report.when
         wasxfail = getattr(report, "wasxfail", None)

@@ -117,10 +117,24 @@ class RunReport:
         return sorted(bad, key=lambda r: (rank.get(r.severity, len(rank)), r.key))
 
     @property
+    def complete(self) -> bool:
+        """False when the run was interrupted or pytest ended abnormally (usage, internal)."""
+        return not self.interrupted and self.exit_status in (None, 0, 1, 5)
+
+    @property
     def ok(self) -> bool:
-        """True when nothing failed or errored (and the run was not interrupted)."""
+        """True when nothing failed or errored and the run completed."""
         c = self.counts()
-        return not self.interrupted and c[Outcome.FAIL] == 0 and c[Outcome.ERROR] == 0
+        return self.complete and c[Outcome.FAIL] == 0 and c[Outcome.ERROR] == 0
+
+    @property
+    def status(self) -> str:
+        """One word for the run: COMPLIANT, NOT COMPLIANT, INTERRUPTED or INCOMPLETE."""
+        if self.interrupted:
+            return "INTERRUPTED"
+        if not self.complete:
+            return "INCOMPLETE"
+        return "COMPLIANT" if self.ok else "NOT COMPLIANT"
 
 
 def area_of(requirement: str | None) -> str:
