@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -377,20 +377,27 @@ def _cmd_requirements(area: str | None) -> int:
     return EXIT_OK
 
 
+def _delegate(sub_main: Callable[[list[str]], int], argv: list[str]) -> int:
+    try:
+        return int(sub_main(argv))
+    except SystemExit as exc:  # argparse --help / usage errors inside the subcommand
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``amicheck`` command; returns the exit status (never raises on bad input)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "sim":
         from amicheck.sim.cli import main as sim_main
 
-        return int(sim_main(args_list[1:]))
+        return _delegate(sim_main, args_list[1:])
     if args_list and args_list[0] == "bench":
         try:
             from amicheck.bench import main as bench_main
         except ImportError:
             _err("the benchmarks are not available in this installation")
             return EXIT_USAGE
-        return int(bench_main(args_list[1:]))
+        return _delegate(bench_main, args_list[1:])
     pytest_args: list[str] = []
     if "--" in args_list:
         cut = args_list.index("--")

@@ -939,6 +939,13 @@ class _ReportPlugin:
         if not state.written:
             return
         terminalreporter.section("amicheck")
+        collector = state.collector
+        for result in collector.results() if collector is not None else ():
+            for m in result.metrics:
+                extra = f" ({len(m.samples)} samples)" if m.samples else ""
+                terminalreporter.write_line(
+                    f"{result.key} {m.name} = {m.value:.4g} {m.unit}{extra}"
+                )
         for path in state.written:
             terminalreporter.write_line(f"report: {path}")
 

@@ -298,3 +298,12 @@ def test_run_all_suites_against_the_compliant_simulator(
     data = b"".join(p.read_bytes() for p in reports.rglob("*") if p.is_file())
     for secret in default_profile().secrets():
         assert secret.encode() not in data
+
+
+def test_sim_and_bench_are_dispatched(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--list-faults"]) == 0
+    assert "privilege-leak" in capsys.readouterr().out
+    assert main(["bench", "--help"]) == 0
+    assert "usage:" in capsys.readouterr().out
+    assert main(["sim", "--config", "/nonexistent/profile.toml"]) == 2
+    capsys.readouterr()

@@ -427,6 +427,7 @@ def test_metric_is_recorded(pytester: pytest.Pytester) -> None:
         """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"{ID1} ping = 1.5 ms (2 samples)"])
     data = json.loads((pytester.path / "reports" / "report.json").read_text())
     assert data["results"][0]["metrics"] == [
         {"name": "ping", "value": 1.5, "unit": "ms", "samples": [1.0, 2.0]}

@@ -257,7 +257,7 @@ def test_chart_and_percentiles() -> None:
     assert (percentile(m.samples, 50), percentile(m.samples, 95), percentile(m.samples, 99)) == (
         50.0, 95.0, 99.0)
     svg = str(latency_chart(m))
-    assert svg.startswith("<svg") and svg.count("<rect") == 24 and "p99 99" in svg
+    assert svg.startswith("<svg") and svg.count("<rect") == 24 and "p99 99 ms" in svg
     assert str(latency_chart(Metric("x<y", 1.0, "ms"))) == ""
     html = to_html(_model(_result("AMI-PRF-001", Outcome.PASS,
                                   metrics=(Metric("a<b>", 1.0, "ms", (1.0, 2.0)),))))

@@ -18,7 +18,7 @@ from amicheck.report.model import SEVERITIES, Metric, Outcome, RunReport
 __all__ = ["to_html", "latency_chart", "percentile"]
 
 _TEMPLATE = "report.html.j2"
-_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 220, 48, 36, 24, 12
+_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 240, 48, 36, 44, 90
 
 
 def percentile(samples: list[float] | tuple[float, ...], q: float) -> float:
@@ -41,6 +41,7 @@ def latency_chart(metric: Metric, bins: int = 24) -> Markup:
     top = max(counts)
     plot_w, plot_h = _W - _PAD_L - _PAD_R, _H - _PAD_B - _PAD_T
     bar_w = plot_w / bins
+    unit = escape(metric.unit)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {_W} {_H}" '
         f'width="{_W}" height="{_H}" role="img" aria-label="{escape(metric.name)} distribution">',
@@ -58,14 +59,14 @@ def latency_chart(metric: Metric, bins: int = 24) -> Markup:
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}" '
             f'class="bar"><title>{n}</title></rect>'
         )
-    unit = escape(metric.unit)
-    for q in (50, 95, 99):
+    for row, q in enumerate((50, 95, 99)):  # one label row each: close values don't overlap
         v = percentile(samples, q)
         x = _PAD_L + (v - lo) / span * plot_w
+        y = 12 + 12 * row
         parts.append(
-            f'<line x1="{x:.1f}" y1="{_PAD_T - 4}" x2="{x:.1f}" y2="{_PAD_T + plot_h}" '
-            f'class="pct"/><text x="{x + 2:.1f}" y="{_PAD_T - 8}" class="lbl">'
-            f"p{q} {v:.3g}</text>"
+            f'<line x1="{x:.1f}" y1="{y + 2}" x2="{x:.1f}" y2="{_PAD_T + plot_h}" '
+            f'class="pct"/><text x="{x + 3:.1f}" y="{y}" class="lbl">'
+            f"p{q} {v:.3g} {unit}</text>"
         )
     parts += [
         f'<text x="{_PAD_L}" y="{_H - 12}" class="lbl">{lo:.3g} {unit}</text>',
