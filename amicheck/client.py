@@ -247,7 +247,8 @@ class AmiClient:
                 continue
             if not data:
                 self._eof = True
-                self._feed_raw(bytes(head))
+                if head:
+                    self._feed(bytes(head))
                 raise ConnectionClosedError(
                     f"{self.peer} closed the connection before sending a banner"
                     + (f" (got {bytes(head)!r})" if head else ""), peer=self.peer)
@@ -344,10 +345,6 @@ class AmiClient:
             del rec[:cut]
             self.received_dropped += cut
 
-    def _feed_raw(self, data: bytes) -> None:
-        if data:
-            self._feed(data)
-
     def _feed(self, data: bytes) -> None:
         for msg in self.parser.feed(data):
             self._dispatch(msg)
@@ -421,20 +418,6 @@ class AmiClient:
         return AmiTimeoutError(
             f"timed out after {timeout:g}s waiting for {what} from {self.peer}{extra}",
             peer=self.peer, waiting_for=what)
-
-    def _wait_until(self, done: Callable[[], bool], timeout: float | None, what: str) -> None:
-        timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while not done():
-            if self._eof:
-                raise self._fail(what, timeout, True)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._fail(what, timeout, False)
-            try:
-                self._read(left)
-            except AmiTimeoutError:
-                pass
 
     def wait_response(self, action_id: str, timeout: float | None = None) -> Response:
         """The response (and list items) of a sent action.
