@@ -4,9 +4,10 @@
 that something answers with an AMI banner), so bad input ends with one line and exit status 2
 instead of a screen of errors. Everything after ``--`` goes to pytest unchanged.
 
-Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else a ``suites``
-directory shipped inside the package, else ``suites/`` next to the package (the source
-checkout, which is what ``pip install -e .`` uses).
+Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else the package
+``amicheck.suites`` if one is installed, else a ``suites`` directory inside the package, else
+``suites/`` next to the package (the source checkout: what ``pip install -e .`` uses), else
+``<prefix>/share/amicheck/suites`` (where a wheel puts them as data files).
 
 Exit status: 0 nothing failed or errored; 1 failures or errors; 2 bad input (including suites
 that do not collect); 130 interrupted; other values are pytest's (3 internal error, 5 no tests
@@ -20,6 +21,7 @@ import importlib.util
 import os
 import socket
 import sys
+import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -133,7 +135,8 @@ def find_suites(explicit: str | None = None) -> Path:
         candidates = [Path(os.environ["AMICHECK_SUITES"])]
     else:
         pkg = Path(amicheck.__file__).resolve().parent
-        candidates = [pkg / "suites", pkg.parent / "suites"]
+        shared = Path(sysconfig.get_path("data")) / "share" / "amicheck" / "suites"
+        candidates = [pkg / "suites", pkg.parent / "suites", shared]
         try:  # shipped as the package ``amicheck.suites`` (a package-dir mapping)
             spec = importlib.util.find_spec("amicheck.suites")
         except (ImportError, ValueError):
@@ -313,7 +316,11 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return EXIT_USAGE
     report_dir = Path(args.report_dir).resolve()
     argv = [str(suites), *opts, "--ami-report-dir", str(report_dir), "-p", "no:cacheprovider",
-            "-o", "ami_require_ids=true"]
+            "-o", "ami_require_ids=true",
+            # this process imported the amicheck package before pytest could mark the plugin's
+            # package for assertion rewriting; the plugin itself needs none
+            "-W", "ignore:Module already imported so cannot be rewritten; amicheck"
+            ":pytest.PytestAssertRewriteWarning"]
     if not _plugin_registered():
         argv[1:1] = ["-p", "amicheck.plugin"]
     argv += pytest_args
