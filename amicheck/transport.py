@@ -162,10 +162,10 @@ class TcpStream:
             ) from None
         except (ConnectionResetError, ConnectionAbortedError):
             return b""
-        except ssl.SSLZeroReturnError:
-            return b""
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""  # close_notify, or a peer that just closed the TCP connection
         except ssl.SSLError as exc:
-            if "UNEXPECTED_EOF" in str(exc) or "EOF occurred" in str(exc):
+            if "UNEXPECTED_EOF" in str(exc):
                 return b""
             raise TransportError(f"TLS error reading from {self.peer}: {exc}",
                                  peer=self.peer) from None

@@ -585,3 +585,16 @@ def test_follows_marker_split_across_reads(cut: int) -> None:
     pid = c.send("Ping")
     b.send_all(pong(pid))
     assert c.wait_response(pid, timeout=1).ok
+
+
+def test_tls_peer_closes_mid_wait(serve: Callable[..., Server],
+                                  tls_ca: tuple[ssl.SSLContext, Path]) -> None:
+    def handler(c: Conn) -> None:
+        c.write(BANNER)
+        c.read_action()
+        c.write(b"Response: Succ")
+        c.sock.shutdown(socket.SHUT_RDWR)  # no TLS close_notify
+    s = serve(handler, tls=tls_ca[0])
+    with AmiClient.connect(s.host, s.port, tls=True) as c:
+        with pytest.raises(ConnectionClosedError, match="ping"):
+            c.request("Ping", timeout=5)
