@@ -46,9 +46,11 @@ STEP_TIMEOUT = 5.0
 #: Seconds for a whole bulk exchange (100 pipelined actions, a 70 kB line ...).
 BULK_TIMEOUT = 15.0
 #: Seconds without any new byte after which a bulk exchange counts as stalled.
-IDLE_TIMEOUT = 3.0
+IDLE_TIMEOUT = 2.0
+#: Seconds to wait for a first reply to a raw payload before sending the sentinel.
+SETTLE_TIMEOUT = 0.5
 #: Seconds to wait for the server to close after a failed login or a Logoff.
-CLOSE_TIMEOUT = 3.0
+CLOSE_TIMEOUT = 2.0
 
 
 # --- profile helpers -----------------------------------------------------------------------
@@ -214,21 +216,36 @@ def exchange(
     timeout: float = BULK_TIMEOUT,
     idle: float = IDLE_TIMEOUT,
     gap: float = 0.0,
+    settle: float = SETTLE_TIMEOUT,
 ) -> Exchange:
     """Send raw bytes, then a Ping with ActionID ``sentinel``; read until its answer.
 
     Everything the target says about the payload arrives before the sentinel's answer
     (AMI answers in order), so the returned messages are exactly the payload's replies
-    plus the sentinel's. ``payload`` as an iterable of chunks is written chunk by chunk,
-    ``gap`` seconds apart (segmentation tests).
+    plus the sentinel's. The sentinel goes out only once the payload got a first reply (or
+    after ``settle`` seconds of silence), so the two never share one read on the target.
+    ``payload`` as an iterable of chunks is written chunk by chunk, ``gap`` seconds apart
+    (segmentation tests).
     """
     ex = Exchange()
     chunks = [payload] if isinstance(payload, bytes) else list(payload)
+    chunks = [c for c in chunks if c]
     try:
         for i, chunk in enumerate(chunks):
             if gap and i:
                 time.sleep(gap)
             client.send_bytes(chunk)
+        if chunks:
+            collect(
+                client,
+                lambda msgs: any(m.get("Response") for m in msgs),
+                timeout=settle,
+                idle=settle,
+                into=ex,
+            )
+            ex.timed_out = ex.stalled = False
+            if ex.closed:
+                return ex
         client.send_bytes(ping_bytes(sentinel))
     except AmiCheckError:
         ex.closed = True
@@ -289,7 +306,8 @@ def attempt_login(
     except AmiCheckError as exc:
         return LoginAttempt(None, time.monotonic() - start, client.at_eof, str(exc))
     elapsed = time.monotonic() - start
-    closed = client.wait_closed(CLOSE_TIMEOUT) if wait_close else client.at_eof
+    accepted = (response.get("Response") or "") == "Success"
+    closed = client.wait_closed(CLOSE_TIMEOUT) if wait_close and not accepted else client.at_eof
     return LoginAttempt(response, elapsed, closed)
 
 

@@ -17,8 +17,8 @@ from amicheck.protocol import Message, Parser
 
 from ._support import BULK_TIMEOUT, STEP_TIMEOUT, collect, describe, percentile
 
-PING_COUNT = 200
-PING_WARMUP = 10
+PING_COUNT = 100
+PING_WARMUP = 5
 PIPELINE_COUNT = 500
 EVENT_COUNT = 100
 #: The event burst must arrive at least this fast (events per second, round trips included).
@@ -37,6 +37,9 @@ def test_ping_latency(ami_client: AmiClient, ami_profile: Profile, ami_metric: M
     """Ping round trips: p50, p95 and p99 over a fixed count stay within the thresholds."""
     t = ami_profile.thresholds
     samples: list[float] = []
+    # The whole series may take twice what PING_COUNT pings at the p99 limit would.
+    budget = max(1.0, 2.0 * PING_COUNT * t.ping_p99_ms / 1000.0)
+    start_all = time.perf_counter()
     for i in range(PING_WARMUP + PING_COUNT):
         start = time.perf_counter()
         try:
@@ -48,6 +51,10 @@ def test_ping_latency(ami_client: AmiClient, ami_profile: Profile, ami_metric: M
             pytest.fail(f"Ping {i + 1} answered {describe(reply.response)}")
         if i >= PING_WARMUP:
             samples.append(elapsed_ms)
+        if time.perf_counter() - start_all > budget:
+            break
+    if not samples:
+        pytest.fail(f"no Ping answered within the {budget:g} s budget")
     p50, p95, p99 = (percentile(samples, p) for p in (50, 95, 99))
     ami_metric("ping_latency_ms", p50, "ms", samples=samples)
     ami_metric("ping_p50_ms", p50, "ms")
@@ -63,7 +70,9 @@ def test_ping_latency(ami_client: AmiClient, ami_profile: Profile, ami_metric: M
         )
         if got > limit
     ]
-    assert not over, f"Ping latency over {PING_COUNT} pings: " + ", ".join(over)
+    if len(samples) < PING_COUNT:
+        over.insert(0, f"only {len(samples)} of {PING_COUNT} pings within the {budget:g} s budget")
+    assert not over, f"Ping latency over {len(samples)} pings: " + ", ".join(over)
 
 
 @pytest.mark.requirement("AMI-PRF-002")
@@ -111,11 +120,12 @@ def test_event_burst(ami_client: AmiClient, ami_profile: Profile, ami_metric: Me
     start = time.perf_counter()
     deadline = start + budget
     for i in range(EVENT_COUNT):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            pytest.fail(f"only {i} of {EVENT_COUNT} UserEvents answered within the {budget:g} s "
+                        f"budget ({EVENT_MIN_PER_S:g} events/s)")
         try:
-            reply = ami_client.request(
-                "UserEvent", UserEvent=marker, Seq=str(i),
-                timeout=max(0.05, deadline - time.perf_counter()),
-            )
+            reply = ami_client.request("UserEvent", UserEvent=marker, Seq=str(i), timeout=left)
         except AmiCheckError as exc:
             pytest.fail(f"UserEvent {i + 1} of {EVENT_COUNT} not answered within the "
                         f"{budget:g} s budget: {exc}")
@@ -147,13 +157,13 @@ def test_event_burst(ami_client: AmiClient, ami_profile: Profile, ami_metric: Me
     data = stream * reps
     best = float("inf")
     parsed = 0
-    for _ in range(PARSE_RUNS):  # best of a few runs: the machine may be busy
+    for _ in range(PARSE_RUNS):  # CPU time of this thread, best of a few: the machine is shared
         parser = Parser(banner=False)
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         parsed = sum(
             len(parser.feed(data[i : i + PARSE_CHUNK])) for i in range(0, len(data), PARSE_CHUNK)
         )
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.thread_time() - t0)
     mb_per_s = len(data) / (1024 * 1024) / best if best > 0 else float("inf")
     ami_metric("event_parse_mb_per_s", mb_per_s, "MB/s")
     assert parsed > 0, "the captured event stream parsed to nothing"

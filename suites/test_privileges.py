@@ -63,7 +63,7 @@ ORIGINATE_ADVISORY: tuple[dict[str, str], ...] = (
 )
 GETVAR_ADVISORY = ("SHELL(true)", "EVAL(amicheck)")
 TRAVERSAL = "../../../../../../etc/passwd"
-EVENT_WINDOW = 0.5
+EVENT_WINDOW = 0.3
 PROBE_SECRET = "Pr0be-Priv01"
 
 

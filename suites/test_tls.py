@@ -24,7 +24,7 @@ from ._support import STEP_TIMEOUT, describe, known_users
 #: A certificate must stay valid at least this long.
 MIN_REMAINING = dt.timedelta(days=30)
 #: Seconds to wait for a plaintext banner before speaking first.
-BANNER_WAIT = 0.5
+BANNER_WAIT = 0.3
 #: Status codes of :func:`tlsaudit.cert_report` that make the key/signature check fail.
 STRENGTH_CODES = frozenset({"weak-key", "weak-signature"})
 #: Codes of the static file check (parse, size, pair).
@@ -80,8 +80,8 @@ def test_tls_listener(
         client = ami_connect(tls=True, timeout=STEP_TIMEOUT)
     except AmiCheckError as exc:
         pytest.fail(f"no TLS AMI session on {ami_target.host}:{port}: {exc}")
-    assert client.banner == s.banner, (
-        f"banner over TLS is {client.banner!r}, expected {s.banner!r}"
+    assert client.banner is not None and client.banner.startswith("Asterisk Call Manager/"), (
+        f"no AMI banner over TLS: first bytes {client.received[:80]!r}"
     )
     users = known_users(ami_profile)
     if not users:
