@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amicheck.client import AmiClient, LoginRefused
 from amicheck.errors import (
@@ -598,3 +600,48 @@ def test_tls_peer_closes_mid_wait(serve: Callable[..., Server],
     with AmiClient.connect(s.host, s.port, tls=True) as c:
         with pytest.raises(ConnectionClosedError, match="ping"):
             c.request("Ping", timeout=5)
+
+
+# -- any segmentation gives the same answers (hypothesis, in memory) -------------------------
+
+def _answers(aids: list[str]) -> bytes:
+    ping, qs, cmd, queues, ev = aids
+    return (
+        pong(ping).decode()
+        + "Event: Newchannel\r\nChannel: PJSIP/1000-1\r\nCallerIDName: Jos\u00e9\r\n\r\n"
+        + f"Response: Success\r\nActionID: {qs}\r\nEventList: start\r\n\r\n"
+        + f"Event: QueueMember\r\nActionID: {qs}\r\nName: \u00c5sa\r\n\r\n"
+        + f"Event: QueueStatusComplete\r\nActionID: {qs}\r\nEventList: Complete\r\n"
+        + "ListItems: 1\r\n\r\n"
+        + f"Response: Follows\r\nPrivilege: Command\r\nActionID: {cmd}\r\nline\n\nmore\n"
+        + "--END COMMAND--\r\n\r\n"
+        + "6500 has 0 calls (max unlimited)\r\n   No Callers\r\n\r\n\r\n"
+        + f"Response: Success\r\nActionID: {ev}\r\nEvents: Off\r\n\r\n"
+    ).encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=600), min_size=1, max_size=30))
+def test_answers_do_not_depend_on_segmentation(cuts: list[int]) -> None:
+    a, b = MemoryStream.pair()
+    b.send_all(BANNER)
+    c = AmiClient(a, action_id_prefix="h-", timeout=1)
+    c.read_banner()
+    aids = [c.send("Ping"), c.send("QueueStatus"), c.send("Command", Command="x"),
+            c.send("Queues"), c.send("Events", EventMask="off")]
+    data = _answers(aids)
+    pos = 0
+    for size in cuts:
+        b.send_all(data[pos:pos + size])
+        pos += size
+    b.send_all(data[pos:])
+    assert c.wait_response(aids[4]).get("Events") == "Off"
+    assert c.wait_response(aids[0]).get("Ping") == "Pong"
+    qs = c.wait_response(aids[1])
+    assert [e.get("Name") for e in qs.events] == ["\u00c5sa"]
+    assert qs.complete is not None
+    assert c.wait_response(aids[2]).text == "line\n\nmore\n"
+    queues = c.wait_response(aids[3])
+    assert queues.response.kind is MessageKind.RAW and "6500 has 0 calls" in (queues.text or "")
+    assert c.wait_event("Newchannel").get("CallerIDName") == "Jos\u00e9"
+    c.close()
