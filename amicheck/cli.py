@@ -269,6 +269,13 @@ def _preflight(args: argparse.Namespace) -> list[str]:
     return opts
 
 
+def _gist(message: str, lines: int = 2, width: int = 100) -> list[str]:
+    """The first lines of a failure message, without the exception class prefix."""
+    text = message.removeprefix("AssertionError: ")
+    out = [ln.strip() for ln in text.splitlines() if ln.strip()][:lines]
+    return [ln if len(ln) <= width else ln[: width - 3] + "..." for ln in out]
+
+
 def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | None:
     """Print the one-screen summary from report.json; None if there is none (or an old one)."""
     from amicheck.report import REPORT_FILES
@@ -292,12 +299,9 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
     print(f"target {report.target}{faults}, profile {report.profile}", file=out)
     problems = report.problems()
     for r in problems[:_MAX_LISTED]:
-        first = (r.message.splitlines() or [""])[0]
-        if len(first) > 100:
-            first = first[:97] + "..."
         print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}", file=out)
-        if first:
-            print(f"        {first}", file=out)
+        for line in _gist(r.message):
+            print(f"        {line}", file=out)
     if len(problems) > _MAX_LISTED:
         print(f"  ... and {len(problems) - _MAX_LISTED} more (see report.html)", file=out)
     for kind in ("html", "junit", "json"):
