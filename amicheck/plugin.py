@@ -842,7 +842,9 @@ def pytest_runtest_makereport(
         for i, c in enumerate(clients, 1):
             text = render_transcript(c).rstrip()
             if text:
-                parts.append(f"--- connection {i} ---\n{text}")
+                peer = getattr(c, "peer", "?")
+                tls = " (TLS)" if getattr(getattr(c, "stream", None), "is_tls", False) else ""
+                parts.append(f"--- connection {i} to {peer}{tls} ---\n{text}")
         if parts:
             report.sections.append(("AMI transcript", "\n".join(parts)))
     try:

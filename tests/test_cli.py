@@ -307,3 +307,21 @@ def test_sim_and_bench_are_dispatched(capsys: pytest.CaptureFixture[str]) -> Non
     assert "usage:" in capsys.readouterr().out
     assert main(["sim", "--config", "/nonexistent/profile.toml"]) == 2
     capsys.readouterr()
+
+
+def test_run_interrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suites = _suites(tmp_path, "test_cli_ctrl_c", f"""
+        import pytest
+
+        @pytest.mark.requirement("{IDS[5]}")
+        def test_first():
+            pass
+
+        @pytest.mark.requirement("{IDS[6]}")
+        def test_ctrl_c():
+            raise KeyboardInterrupt
+        """)
+    reports = tmp_path / "r"
+    assert main(["run", "--suites", str(suites), "--report-dir", str(reports), "--", "-q"]) == 130
+    assert "amicheck INTERRUPTED: 1 passed" in capsys.readouterr().out
+    assert from_json((reports / "report.json").read_text()).interrupted
