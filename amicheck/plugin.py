@@ -585,17 +585,22 @@ def _ami_sim_session(pytestconfig: pytest.Config) -> Generator[Simulator | None,
     try:
         yield sim
     finally:
-        sim.__exit__(None, None, None)
-    _raise_sim_errors(sim, 0, "the simulator")
+        sim.stop()
+    _raise_sim_errors(sim, "the simulator")
 
 
-def _raise_sim_errors(sim: Simulator, since: int, where: str) -> None:
-    errors = list(getattr(sim, "errors", ()))[since:]
-    if errors:
+def _raise_sim_errors(sim: Simulator, where: str) -> None:
+    """Re-raise (once: the simulator forgets them) errors raised inside the simulator."""
+    errors = list(getattr(sim, "errors", ()))
+    if not errors:
+        return
+    try:
+        sim.check_errors()
+    except Exception as exc:  # SimulatorError, chained to the handler's exception
         first = errors[0]
         raise RuntimeError(
             f"{where} hit {len(errors)} internal error(s); first: {type(first).__name__}: {first}"
-        ) from (first if isinstance(first, BaseException) else None)
+        ) from exc
 
 
 @pytest.fixture(scope="session")
@@ -647,10 +652,10 @@ def ami_target(ami_session_target: Target) -> Generator[Target, None, None]:
     if sim is None:
         yield ami_session_target
         return
+    _raise_sim_errors(sim, "the simulator (before this test)")
     sim.reset()
-    before = len(getattr(sim, "errors", ()))
     yield ami_session_target
-    _raise_sim_errors(sim, before, "the simulator (during this test)")
+    _raise_sim_errors(sim, "the simulator (during this test)")
 
 
 @pytest.fixture

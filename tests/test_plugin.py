@@ -410,10 +410,13 @@ def test_simulator_errors_are_raised_at_teardown(pytester: pytest.Pytester) -> N
         """
         def test_breaks_sim(ami_sim):
             ami_sim.errors.append(RuntimeError("handler blew up"))
+
+        def test_next_is_clean(ami_sim):
+            pass
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*internal error(s); first: RuntimeError: handler blew up*"])
 
 
