@@ -24,6 +24,8 @@ SECRET_KEYS = (b"secret:", b"key:")
 _KEY_MAX = max(len(k) for k in SECRET_KEYS)
 #: Default bound on the bytes a transcript keeps (oldest frames are dropped first).
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+#: Unredacted bytes held before redaction runs (recording itself is deferred, see record()).
+_FLUSH_AT = 256 * 1024
 
 Address = tuple[str, int]
 
@@ -224,8 +226,8 @@ class Transcript:
         """
         self._raw.append((time.time(), direction, data, self.local, self.remote))
         self._raw_size += len(data)
-        if self._raw_size > self.max_bytes:
-            self._flush()
+        if self._raw_size > _FLUSH_AT:
+            self._flush()  # in small batches: no long pause in the middle of a run
 
     def _flush(self) -> None:
         raw, self._raw, self._raw_size = self._raw, [], 0
