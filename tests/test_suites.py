@@ -263,3 +263,26 @@ def test_compliant_device_as_real_target(pytester: pytest.Pytester) -> None:
     passed = {r.nodeid.rsplit("::", 1)[1] for r in reports if r.passed and r.when == "call"}
     assert {"test_permitted_list_enforced", "test_tls_listener", "test_pipelined_tls",
             "test_port_layout"} <= passed
+
+
+def test_tls_disabled_profile(pytester: pytest.Pytester) -> None:
+    """With TLS off in the profile, the TLS listener check passes (nothing listens) and the
+    other TLS checks skip, each with its reason."""
+    prof = default_profile()
+    assert prof.path is not None
+    text = prof.path.read_text(encoding="utf-8")
+    assert "\ntls_enable = true\n" in text
+    path = pytester.path / "no-tls.toml"
+    path.write_text(text.replace("\ntls_enable = true\n", "\ntls_enable = false\n"),
+                    encoding="utf-8")
+    result = _run_against(pytester, "sim", "--ami-profile", str(path), "-m", "not slow",
+                          "--ami-fail-delay", "0.4", "-k", "tls")
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    assert not [r.nodeid for r in reports if r.failed]
+    skipped = {r.nodeid.rsplit("::", 1)[1]: str(r.longrepr) for r in reports if r.skipped}
+    passed = {r.nodeid.rsplit("::", 1)[1] for r in reports if r.passed and r.when == "call"}
+    assert "test_tls_listener" in passed
+    assert {"test_certificate_validity", "test_protocol_versions", "test_cipher_suites",
+            "test_plaintext_on_tls_port", "test_plaintext_next_to_tls",
+            "test_pipelined_tls"} <= set(skipped)
+    assert all("TLS" in reason for reason in skipped.values()), skipped
