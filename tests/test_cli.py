@@ -325,3 +325,12 @@ def test_run_interrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["run", "--suites", str(suites), "--report-dir", str(reports), "--", "-q"]) == 130
     assert "amicheck INTERRUPTED: 1 passed" in capsys.readouterr().out
     assert from_json((reports / "report.json").read_text()).interrupted
+
+
+def test_profile_the_simulator_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = Path(default_profile().path or "")
+    bad = tmp_path / "short.toml"
+    bad.write_text(src.read_text().replace('username = "reportuser1"', 'username = "rep1"'))
+    assert main(["run", "--profile", str(bad)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "the simulator refused the input" in line and "rep1" in line

@@ -442,3 +442,11 @@ def test_require_ids_ini_applies_everywhere(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-o", "ami_require_ids=true", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*test_x: needs exactly one @pytest.mark.requirement(ID), has 0"])
+
+
+def test_report_header_only_when_configured(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--ami-fault", "crlf-only", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["amicheck: target sim, faults crlf-only"])
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert "amicheck: target" not in result.stdout.str()
