@@ -567,8 +567,6 @@ def test_plaintext_client_on_tls_port_times_out(serve: Callable[..., Server],
 
 
 
-@pytest.mark.xfail(strict=False, reason="protocol Parser misses --END COMMAND-- when a read "
-                   "splits it and the Follows began in an earlier read (reported)")
 @pytest.mark.parametrize("cut", [8, 14])
 def test_follows_marker_split_across_reads(cut: int) -> None:
     a, b = MemoryStream.pair()

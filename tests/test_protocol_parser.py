@@ -255,3 +255,25 @@ def test_chunking_never_changes_the_result(data: bytes) -> None:
     whole = feed_in(stream, None)[1]
     assert feed_in(stream, 1)[1] == whole
     assert feed_in(stream, 7)[1] == whole
+
+
+@pytest.mark.parametrize("cut", range(1, 20))
+def test_follows_started_in_an_earlier_read_and_marker_split(cut: int) -> None:
+    head = b"Response: Follows\r\nPrivilege: Command\r\nActionID: x-1\r\nChannel  State\n"
+    tail = b"0 active channels\n--END COMMAND--\r\n\r\n" + LOGIN_OK
+    parser = Parser(banner=False)
+    assert parser.feed(head) == []
+    split = tail.index(b"--END") + cut
+    msgs = parser.feed(tail[:split]) + parser.feed(tail[split:])
+    assert [m.name for m in msgs] == ["Follows", "Success"]
+    assert msgs[0].text == "Channel  State\n0 active channels\n"
+
+
+def test_latin1_message_amid_clean_ones_costs_only_itself() -> None:
+    clean = b"Event: A\r\nX: 1\r\n\r\n"
+    bad = b"Event: B\r\nCallerIDName: Jos\xe9\r\n\r\n"
+    data = clean * 5 + bad + clean * 3 + bad + clean
+    parser, msgs = feed_in(data, None, banner=False)
+    assert [m.name for m in msgs] == ["A"] * 5 + ["B"] + ["A"] * 3 + ["B", "A"]
+    assert [v.offset for m in msgs for v in m.violations] == [
+        len(clean) * 5 + bad.index(b"\xe9"), len(clean) * 8 + len(bad) + bad.index(b"\xe9")]

@@ -117,6 +117,7 @@ class Parser:
                     self._parse_region(bytes(buf[:follows_at]), out)
                     self._consume(follows_at)
                 self._follows = True
+                self._scan = 0  # search the whole Follows message for its end marker
                 continue
             self._parse_region(bytes(buf[:end]), out)
             self._consume(end)
@@ -295,7 +296,53 @@ class Parser:
         try:
             out.extend(self._fast(region))
         except (_Careful, UnicodeDecodeError):
-            self._careful(region, out)
+            self._recover(region, out, self._base)
+
+    def _recover(self, region: bytes, out: list[Message], base: int) -> None:
+        """The fast path failed in ``region`` (stream offset ``base``).
+
+        For bytes that are not UTF-8 (Latin-1 caller names are common in real traffic) we
+        know where: cut around that one message, fast before it, careful for it, and go on
+        with the rest. Anything else is retried message by message.
+        """
+        while region:
+            try:
+                out.extend(self._fast(region))
+                return
+            except _Careful:
+                self._one_by_one(region, out, base)
+                return
+            except UnicodeDecodeError as exc:
+                bad = exc.start
+                i = region.rfind(b"\n\r\n", 0, bad)
+                j = region.rfind(b"\n\n", 0, bad)
+                start = max(i + 3 if i >= 0 else 0, j + 2 if j >= 0 else 0)
+                i = region.find(b"\n\r\n", bad)
+                j = region.find(b"\n\n", bad)
+                end = min(i + 3 if i >= 0 else len(region), j + 2 if j >= 0 else len(region))
+                if start:
+                    self._recover(region[:start], out, base)
+                self._careful(region[start:end], out, base + start)
+                region = region[end:]
+                base += end
+
+    def _one_by_one(self, region: bytes, out: list[Message], base: int) -> None:
+        """The fast path failed somewhere in ``region``: retry it message by message, so
+        one odd message (a Latin-1 caller name, a bare LF) costs the careful path only for
+        itself, not for the whole read."""
+        fast = self._fast
+        pos = 0
+        n = len(region)
+        while pos < n:
+            i = region.find(b"\n\r\n", pos)
+            j = region.find(b"\n\n", pos)
+            end = min(x for x in (i + 3 if i >= 0 else n, j + 2 if j >= 0 else n))
+            one = region[pos:end]
+            try:
+                out.extend(fast(one))
+            except (_Careful, UnicodeDecodeError):
+                self._careful(one, out, base + pos)
+            pos = end
 
     @staticmethod
     def _fast(region: bytes) -> list[Message]:
@@ -327,9 +374,10 @@ class Parser:
             start = stop + 1
         return result
 
-    def _careful(self, region: bytes, out: list[Message]) -> None:
-        """Line by line, with offsets, recording (or raising on) every deviation."""
-        base = self._base
+    def _careful(self, region: bytes, out: list[Message], base: int) -> None:
+        """Line by line, with offsets, recording (or raising on) every deviation.
+
+        ``base`` is the stream offset of ``region[0]``."""
         pos = 0
         n = len(region)
         lines: list[tuple[int, bytes]] = []
