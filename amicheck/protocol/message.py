@@ -115,9 +115,8 @@ class Message:
 
     # -- lookups ----------------------------------------------------------------------------
     def _build_index(self) -> dict[str, str]:
-        index: dict[str, str] = {}
-        for key, _, value in self._t:
-            index.setdefault(key.lower(), value)
+        # Reversed, so that the FIRST occurrence of a repeated key wins (astman_get_header).
+        index = {k.lower(): v for k, _, v in reversed(self._t)}
         self._index = index
         return index
 

@@ -92,7 +92,17 @@ class Parser:
 
     def feed(self, data: bytes) -> list[Message]:
         """Parse ``data`` (any chunking) and return the messages it completes."""
-        out: list[Message] = []
+        if not self._buf and not (self._expect_banner or self._follows or self._discarding):
+            # Nothing pending and the read ends a message: the common case of a
+            # request/response client. Skip the buffer entirely.
+            end = data.find(b"\r\n\r\n")
+            if end == len(data) - 4 and end > 0 and FOLLOWS_LINE not in data:
+                single = self._single(data)
+                if single is not None:
+                    self._base += len(data)
+                    self.messages_parsed += 1
+                    return [single]
+        out = []
         if not data:
             return out
         buf = self._buf
@@ -129,6 +139,21 @@ class Parser:
         return out
 
     # -- stream plumbing -------------------------------------------------------------------
+    @staticmethod
+    def _single(data: bytes) -> Message | None:
+        """Exactly one pure-CRLF UTF-8 message (``data`` ends in its only blank line)."""
+        try:
+            lines = data[:-4].decode("utf-8").split("\r\n")
+        except UnicodeDecodeError:
+            return None
+        n = len(lines) + 1
+        if data.count(b"\n") != n or data.count(b"\r") != n:
+            return None
+        triples = [line.partition(": ") for line in lines]
+        if not all(map(_SEP, triples)):
+            return None
+        return Message._from_triples(triples)
+
     def _consume(self, n: int) -> None:
         del self._buf[:n]
         self._base += n
