@@ -102,7 +102,7 @@ class Parser:
                     self._base += len(data)
                     self.messages_parsed += 1
                     return [single]
-        out = []
+        out: list[Message] = []
         if not data:
             return out
         buf = self._buf
