@@ -15,6 +15,9 @@ run against a copy of the default profile with ``auth_timeout_s = 2``.
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,16 +130,25 @@ def _outcomes(result: pytest.RunResult) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _json_failing(report_dir: Path) -> set[str]:
+    """Failed/errored requirement IDs according to the run's JSON report."""
+    data = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    return {r["requirement"] for r in data["results"] if r["outcome"] in _FAILED}
+
+
 def _run(pytester: pytest.Pytester, *args: str) -> dict[str, tuple[str, str]]:
+    report_dir = pytester.path / "reports"
     result = pytester.runpytest_inprocess(
         str(SUITES),
         "-p", "no:cacheprovider",
-        "-p", "no:randomly",
         "--ami-fail-delay", FAIL_DELAY,
-        "--ami-report-dir", str(pytester.path / "reports"),
+        "--ami-report-dir", str(report_dir),
         *args,
     )
-    return _outcomes(result)
+    outcomes = _outcomes(result)
+    # The report a CI job reads must tell the same story as pytest's own reports.
+    assert _json_failing(report_dir) == _failing(outcomes)
+    return outcomes
 
 
 def _failing(outcomes: dict[str, tuple[str, str]]) -> set[str]:
@@ -249,3 +261,20 @@ def test_short_timeout_profile_matches_default(pytester: pytest.Pytester) -> Non
     assert dataclasses.replace(loaded.settings, auth_timeout_s=default.settings.auth_timeout_s) \
         == default.settings
     assert loaded.users == default.users
+
+
+# --- the same through the command line ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "status"), [(None, 0), ("privilege-leak", 1)])
+def test_amicheck_run(tmp_path: Path, fault: str | None, status: int) -> None:
+    """``amicheck run [--fault X]``: exit status and the JSON report's failing IDs."""
+    argv = [sys.executable, "-m", "amicheck", "run", "--report-dir", str(tmp_path / "r"),
+            "--fail-delay", FAIL_DELAY, "--suites", str(SUITES)]
+    if fault:
+        argv += ["--fault", fault]
+    argv += ["--", "-m", "not slow", "-p", "no:cacheprovider"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == status, proc.stdout[-3000:] + proc.stderr[-2000:]
+    expected = set(EXPECTED[fault]) if fault else set()
+    assert _json_failing(tmp_path / "r") == expected
