@@ -1,6 +1,6 @@
 """Fidelity: replay the client bytes of the Asterisk 13 recordings against the simulator.
 
-Each ``>>>`` chunk of ../shared/conformance/asterisk-13/{01,02,03,04,05,10}*.txt is sent as
+Each ``>>>`` chunk of tests/data/conformance/asterisk-13/{01,02,03,04,05,10}*.txt is sent as
 recorded; everything the simulator answers before the next ``>>>`` must equal the recorded
 ``<<<`` bytes (chunks joined), after masking what differs by nature: timestamps, EventTV and
 SessionTV, SessionID, client ports and the MD5 challenge (the Key the client sends is
@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from _conformance import CONFORMANCE_DIR
 from test_sim_core_kit import Conn, make_profile, sim_running
 
 from amicheck.profile import User
 from amicheck.sim import Simulator
 
-REC = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "asterisk-13"
+REC = CONFORMANCE_DIR / "asterisk-13"
 FILES = ["01-connect.txt", "02-login-ok.txt", "03-login-failures.txt",
          "04-action-before-login.txt", "05-challenge-md5.txt", "10-logoff-ping.txt"]
 SECRET = "test123"
