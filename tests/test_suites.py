@@ -6,10 +6,13 @@ real device; a target that hangs; a target that drops the connection).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,9 +25,24 @@ from amicheck.profile import default_profile
 from amicheck.protocol import Message
 from amicheck.requirements import AREAS, CATALOGUE, Requirement, Severity
 from amicheck.sim import Simulator
-from suites import _support
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def _load_support() -> ModuleType:
+    """suites/_support.py, importable whatever the working directory and sys.path."""
+    name = "suites._support"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SUITES / "_support.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+_support = _load_support()
 DESIGN_PREFIXES = {"CFG", "ACL", "AUTH", "TLS", "FRM", "PRV", "PRF"}
 
 
