@@ -102,6 +102,56 @@ class Parser:
                     self._base += len(data)
                     self.messages_parsed += 1
                     return [single]
+            out = self._plain_feed(data)
+            if out is not None:
+                return out
+        elif not (self._expect_banner or self._follows or self._discarding):
+            out = self._plain_feed(data)
+            if out is not None:
+                return out
+        return self._general_feed(data)
+
+    def _plain_feed(self, data: bytes) -> list[Message] | None:
+        """The hot path: no banner, Follows or discard state; ``None`` means "not plain
+        after all, use the general path" (nothing has been consumed then)."""
+        buf = self._buf
+        pending = len(buf)
+        if pending:
+            buf += data
+            start = self._scan
+        else:
+            buf = data  # type: ignore[assignment]  # read-only use until stored below
+            start = 0
+        i = buf.rfind(b"\n\r\n", start)
+        j = buf.rfind(b"\n\n", start)
+        end = i + 3 if i > j else (j + 2 if j >= 0 else -1)
+        if end < 0:
+            if not pending:
+                self._buf += data
+            if len(self._buf) > self.max_message_size:
+                self._start_discard()
+            self._scan = max(0, len(self._buf) - 3)
+            return []
+        if buf.find(FOLLOWS_LINE, 0, end) >= 0:
+            if pending:  # undo: the general path appends ``data`` itself
+                del buf[pending:]
+            return None
+        region = buf[:end] if end != len(buf) else buf
+        try:
+            out = self._fast(region)  # type: ignore[arg-type]
+        except (_Careful, UnicodeDecodeError):
+            out = []
+            self._recover(bytes(region), out, self._base)
+        if pending:
+            del buf[:end]
+        elif end != len(data):
+            self._buf += data[end:]
+        self._base += end
+        self._scan = max(0, len(self._buf) - 3)
+        self.messages_parsed += len(out)
+        return out
+
+    def _general_feed(self, data: bytes) -> list[Message]:
         out: list[Message] = []
         if not data:
             return out
