@@ -277,3 +277,26 @@ def test_latin1_message_amid_clean_ones_costs_only_itself() -> None:
     assert [m.name for m in msgs] == ["A"] * 5 + ["B"] + ["A"] * 3 + ["B", "A"]
     assert [v.offset for m in msgs for v in m.violations] == [
         len(clean) * 5 + bad.index(b"\xe9"), len(clean) * 8 + len(bad) + bad.index(b"\xe9")]
+
+
+_FOLLOWS = (b"Response: Follows\r\nPrivilege: Command\r\nActionID: f\r\n"
+            b"out: 1\n\nout 2\n--END COMMAND--\r\n\r\n")
+_PIECES = [LOGIN_OK, BOOTED, _FOLLOWS, b"Event: N\r\nCallerIDName: Jos\xe9\r\n\r\n",
+           b"Event: L\nK: v\n\n", b"\r\n"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=12), st.data())
+@settings(max_examples=200, deadline=None)
+def test_mixed_stream_any_chunking_matches_whole(pieces: list[bytes],
+                                                 data: st.DataObject) -> None:
+    stream = BANNER + b"".join(pieces)
+    whole = feed_in(stream, None)[1]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    parser, out, last = Parser(), [], 0
+    for cut in [*cuts, len(stream)]:
+        out.extend(parser.feed(stream[last:cut]))
+        last = cut
+    assert out == whole
+    assert [m.name for m in whole] == [
+        {LOGIN_OK: "Success", BOOTED: "FullyBooted", _FOLLOWS: "Follows"}.get(p, p[7:8].decode())
+        for p in pieces if p != b"\r\n"]

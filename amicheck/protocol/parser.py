@@ -225,7 +225,8 @@ class Parser:
         while pos >= 0:
             if pos == 0 or buf[pos - 1] == 10:  # at a line start
                 before = bytes(buf[max(0, pos - 3) : pos])
-                if pos == 0 or before.endswith((b"\n\n", b"\n\r\n")):
+                if pos == 0 or before.endswith((b"\n\n", b"\n\r\n")) \
+                        or not buf[:pos].strip(b"\r\n"):  # only empty lines before it
                     return pos
             pos = buf.find(FOLLOWS_LINE, pos + 1, end)
         return -1
