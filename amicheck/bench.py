@@ -48,6 +48,7 @@ import platform
 import random
 import re
 import socket
+import subprocess
 import statistics
 import sys
 import threading
@@ -616,53 +617,64 @@ _AID = re.compile(rb"ActionID: ([^\r\n]*)")
 
 
 class _PingServer:
-    """A raw socket thread that answers every Ping with the same ActionID."""
+    """A raw-socket Ping server in a CHILD process.
+
+    In the client's own process its thread would fight the client for the GIL, and the
+    round trip would then measure thread hand-offs (bimodal 20/80 us here) instead of the
+    client's overhead; a separate process leaves both clients the same, quiet peer.
+    """
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.threads: list[threading.Thread] = []
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    @staticmethod
-    def _serve(conn: socket.socket) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ts = b"1795693328.794403"
-        try:
-            conn.sendall(BANNER)
-            buf = b""
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                buf += data
-                end = buf.rfind(b"\r\n\r\n")
-                if end < 0:
-                    continue
-                block, buf = buf[:end + 4], buf[end + 4:]
-                conn.sendall(b"".join(PING_RESPONSE % (aid, ts)
-                                      for aid in _AID.findall(block)))
-        except OSError:
-            pass
-        finally:
-            conn.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from amicheck.bench import _ping_server_main; "
+             "_ping_server_main()"],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"Ping server child did not start: {line!r}")
+        self.port = int(line)
 
     def close(self) -> None:
-        self.sock.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            self.proc.kill()
+
+
+def _ping_server_main() -> None:
+    """Child process body: serve Pings on an ephemeral loopback port, print the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    print(sock.getsockname()[1], flush=True)
+    while True:
+        conn, _ = sock.accept()
+        threading.Thread(target=_serve_pings, args=(conn,), daemon=True).start()
+
+
+def _serve_pings(conn: socket.socket) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ts = b"1795693328.794403"
+    try:
+        conn.sendall(BANNER)
+        buf = b""
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            buf += data
+            end = buf.rfind(b"\r\n\r\n")
+            if end < 0:
+                continue
+            block, buf = buf[:end + 4], buf[end + 4:]
+            conn.sendall(b"".join(PING_RESPONSE % (aid, ts) for aid in _AID.findall(block)))
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 class _RawClient:
@@ -776,16 +788,26 @@ def _ping_rows(host: str, port: int, n_seq: int, n_pipe: int, window: int,
             client.request("Ping")
             bare.request("Ping")
         res: dict[str, Any] = {}
-        # interleave rounds so that machine noise hits all three alike
+        # Interleave ping by ping: wake-up latency here is bimodal (about 20 or 70 us,
+        # depending on which core the peer runs and how deeply it idled), and it shifts
+        # within milliseconds; only adjacent samples see the same machine.
         lat_raw: list[float] = []
         lat_cli: list[float] = []
         lat_bare: list[float] = []
-        rounds = 20
-        step = max(1, n_seq // rounds)
-        for _ in range(rounds):
-            lat_raw += _latencies(raw.ping, step)
-            lat_cli += _latencies(lambda: client.request("Ping"), step)
-            lat_bare += _latencies(lambda: bare.request("Ping"), step)
+        clock = time.perf_counter
+        cli_ping = client.request
+        bare_ping = bare.request
+        for _ in range(n_seq):
+            t0 = clock()
+            raw.ping()
+            t1 = clock()
+            cli_ping("Ping")
+            t2 = clock()
+            bare_ping("Ping")
+            t3 = clock()
+            lat_raw.append(t1 - t0)
+            lat_cli.append(t2 - t1)
+            lat_bare.append(t3 - t2)
         res["seq"] = (lat_raw, lat_cli, lat_bare)
         res["pipe_raw"] = statistics.median(
             _raw_pipelined(raw, n_pipe, window) for _ in range(3))
@@ -822,7 +844,7 @@ def bench_client(quick: bool = False) -> int:
     window = 200
     server = _PingServer()
     try:
-        _out(f"== amicheck bench client: loopback raw-socket Ping server thread in this process; "
+        _out(f"== amicheck bench client: loopback raw-socket Ping server in a child process; "
              f"{n_seq:,} sequential Pings, {n_pipe:,} pipelined ({window} in flight), "
              "median of 3")
         res = _ping_rows("127.0.0.1", server.port, n_seq, n_pipe, window)
