@@ -48,8 +48,8 @@ import platform
 import random
 import re
 import socket
-import subprocess
 import statistics
+import subprocess
 import sys
 import threading
 import time
