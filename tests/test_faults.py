@@ -89,13 +89,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     }.items()
 }
 #: What the simulator breaks beyond its fault's one documented deviation, so that these
-#: IDs fail too (reported to the simulator's owner; remove an entry once it is fixed): for
-#: tls-legacy and weak-cert-key the TLS listener drops to "DEFAULT:@SECLEVEL=0" ciphers,
-#: which accepts static-RSA key exchange (no forward secrecy).
-SIM_SIDE_EFFECTS: dict[str, frozenset[str]] = {
-    "tls-legacy": frozenset({"AMI-TLS-006"}),
-    "weak-cert-key": frozenset({"AMI-TLS-006"}),
-}
+#: IDs fail too (remove an entry once the simulator is fixed). Empty: every fault is one
+#: deviation.
+SIM_SIDE_EFFECTS: dict[str, frozenset[str]] = {}
 #: fault -> IDs that must fail in the slow run (short auth timeout profile).
 SLOW_EXPECTED: dict[str, frozenset[str]] = {"no-auth-timeout": frozenset({"AMI-AUTH-005"})}
 

@@ -175,7 +175,10 @@ class Simulator:
         if "tls-weak-ciphers" in self.faults:
             ctx.set_ciphers(_WEAK_CIPHERS)
         elif weak:
-            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            # Only the security level drops (so TLS 1.0/1.1 or an RSA-1024/SHA-1 certificate
+            # can work); the suites stay forward-secret, so each fault is ONE deviation.
+            # (ECDHE+AES adds the CBC suites that TLS 1.0/1.1 need: still ECDHE.)
+            ctx.set_ciphers(_COMPLIANT_CIPHERS + ":ECDHE+AES:@SECLEVEL=0")
         else:
             ctx.set_ciphers(_COMPLIANT_CIPHERS)
         if "cert-mismatch" in self.faults:
