@@ -2,13 +2,14 @@
 
 The helpers mirror Asterisk's astman_send_* family so that each handler reads like its C
 original: ``ack``/``err`` (astman_send_ack/error), ``listack`` + ``item`` + ``complete``
-(astman_send_listack, list items, astman_send_list_complete_start/end).
+(astman_send_listack, list items, astman_send_list_complete_start/end), or ``send_list``
+for the whole event list at once; ``required`` is the usual check of mandatory headers.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +21,8 @@ from amicheck.sim.pbx import Channel, Pbx
 
 __all__ = [
     "ActionContext", "Handler", "RequestLike", "aid", "ack", "err", "listack", "item",
-    "complete", "has_system", "scan_int", "ast_true", "channel_or_error", "callerid_parse",
+    "complete", "send_list", "required", "has_system", "scan_int", "ast_true",
+    "channel_or_error", "callerid_parse",
 ]
 
 
@@ -85,6 +87,30 @@ def complete(ctx: ActionContext, name: str, count: int,
         items.append(("ActionID", action_id))
     items += [("EventList", "Complete"), ("ListItems", str(count)), *extra]
     ctx.reply(Message(items))
+
+
+def send_list(ctx: ActionContext, message: str, complete_name: str,
+              items: Sequence[tuple[str, Iterable[tuple[str, str]]]],
+              extra: Iterable[tuple[str, str]] = (), *, id_first: bool = False) -> None:
+    """A whole event list: the listack with ``message``, the ``(event, fields)`` items, and
+    the ``complete_name`` event whose ListItems is their count (``extra`` after it)."""
+    listack(ctx, message)
+    for name, fields in items:
+        item(ctx, name, fields, id_first=id_first)
+    complete(ctx, complete_name, len(items), extra)
+
+
+def required(ctx: ActionContext, req: RequestLike, *names: str,
+             text: str = "{} not specified") -> list[str] | None:
+    """The values of the mandatory headers ``names``; None after answering the error for the
+    first one absent or empty: ``text`` with ``{}`` as its name, ``{lower}`` lower-cased
+    (Asterisk's texts vary per action, typos included, so the caller spells them)."""
+    values = [req.header(name) for name in names]
+    for name, value in zip(names, values, strict=True):
+        if not value:
+            err(ctx, text.format(name, lower=name.lower()))
+            return None
+    return values
 
 
 def has_system(ctx: ActionContext) -> bool:

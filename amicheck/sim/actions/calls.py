@@ -15,16 +15,17 @@ from amicheck.sim.actions.base import (
     ast_true,
     callerid_parse,
     channel_or_error,
-    complete,
     err,
     has_system,
-    item,
-    listack,
+    required,
     scan_int,
+    send_list,
 )
 from amicheck.sim.pbx import (
     Bridge,
+    Channel,
     OriginateSpec,
+    Pbx,
 )
 
 __all__ = ["HANDLERS"]
@@ -120,11 +121,9 @@ def _hangup(ctx: ActionContext, req: RequestLike) -> None:
         rx = re.compile(pattern)
     except re.error:
         return err(ctx, "Regex compile failed on: " + pattern)
-    listack(ctx, "Channels hung up will follow")
     matched = [c for c in list(pbx.channels.values()) if rx.search(c.name)]
-    for ch in matched:
-        item(ctx, "ChannelHungup", [("Channel", ch.name)])
-    complete(ctx, "ChannelsHungupListComplete", len(matched))
+    send_list(ctx, "Channels hung up will follow", "ChannelsHungupListComplete",
+              [("ChannelHungup", [("Channel", ch.name)]) for ch in matched])
     for ch in matched:
         pbx.hangup(ch, cause)
     return None
@@ -142,23 +141,27 @@ def _status(ctx: ActionContext, req: RequestLike) -> None:
     else:
         chans = list(pbx.channels.values())
     wanted = [v.strip() for v in req.header("Variables").split(",") if v.strip()]
-    listack(ctx, "Channel status will follow")
     now = pbx.now()
-    for ch in chans:
-        fields = [("Privilege", "Call"), *pbx.snapshot(ch),
-                  ("Type", ch.tech), ("DNID", ""),
-                  ("EffectiveConnectedLineNum", ch.conn_num or "<unknown>"),
-                  ("EffectiveConnectedLineName", ch.conn_name or "<unknown>"),
-                  ("TimeToHangup", str(int(ch.hangup_at)) if ch.hangup_at else "0"),
-                  ("BridgeID", ch.bridge or ""),
-                  ("Application", ch.application), ("Data", ch.appdata),
-                  ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"), ("Readtrans", ""),
-                  ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", "0"),
-                  ("Pickupgroup", "0"), ("Seconds", str(int(now - ch.created)))]
-        fields += [("Variable", f"{v}={pbx.get_var(ch, v)}") for v in wanted]
-        item(ctx, "Status", fields)
-    complete(ctx, "StatusComplete", len(chans), [("Items", str(len(chans)))])
+    send_list(ctx, "Channel status will follow", "StatusComplete",
+              [("Status", _status_fields(pbx, ch, wanted, now)) for ch in chans],
+              [("Items", str(len(chans)))])
     return None
+
+
+def _status_fields(pbx: Pbx, ch: Channel, wanted: list[str], now: float
+                   ) -> list[tuple[str, str]]:
+    """One Status item: the channel, then the ``Variables`` asked for."""
+    fields = [("Privilege", "Call"), *pbx.snapshot(ch),
+              ("Type", ch.tech), ("DNID", ""),
+              ("EffectiveConnectedLineNum", ch.conn_num or "<unknown>"),
+              ("EffectiveConnectedLineName", ch.conn_name or "<unknown>"),
+              ("TimeToHangup", str(int(ch.hangup_at)) if ch.hangup_at else "0"),
+              ("BridgeID", ch.bridge or ""),
+              ("Application", ch.application), ("Data", ch.appdata),
+              ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"), ("Readtrans", ""),
+              ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", "0"),
+              ("Pickupgroup", "0"), ("Seconds", str(int(now - ch.created)))]
+    return fields + [("Variable", f"{v}={pbx.get_var(ch, v)}") for v in wanted]
 
 
 def _duration(seconds: float) -> str:
@@ -169,15 +172,14 @@ def _duration(seconds: float) -> str:
 def _coreshowchannels(ctx: ActionContext, req: RequestLike) -> None:
     """CoreShowChannel items (ActionID right after Event), CoreShowChannelsComplete."""
     pbx = ctx.pbx
-    chans = list(pbx.channels.values())
-    listack(ctx, "Channels will follow")
     now = pbx.now()
-    for ch in chans:
-        item(ctx, "CoreShowChannel", [*pbx.snapshot(ch), ("Application", ch.application),
-                                       ("ApplicationData", ch.appdata),
-                                       ("Duration", _duration(now - ch.created)),
-                                       ("BridgeId", ch.bridge or "")], id_first=True)
-    complete(ctx, "CoreShowChannelsComplete", len(chans))
+    send_list(ctx, "Channels will follow", "CoreShowChannelsComplete", [
+        ("CoreShowChannel", [*pbx.snapshot(ch), ("Application", ch.application),
+                             ("ApplicationData", ch.appdata),
+                             ("Duration", _duration(now - ch.created)),
+                             ("BridgeId", ch.bridge or "")])
+        for ch in pbx.channels.values()
+    ], id_first=True)
 
 
 def _var_forbidden(ctx: ActionContext, text: str) -> bool:
@@ -249,19 +251,11 @@ def _setvar(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _redirect(ctx: ActionContext, req: RequestLike) -> None:
-    name = req.header("Channel")
+    values = required(ctx, req, "Channel", "Context", "Exten", "Priority")
+    if values is None:
+        return None
+    name, context, exten, priority = values
     extra = req.header("ExtraChannel")
-    context = req.header("Context")
-    exten = req.header("Exten")
-    priority = req.header("Priority")
-    if not name:
-        return err(ctx, "Channel not specified")
-    if not context:
-        return err(ctx, "Context not specified")
-    if not exten:
-        return err(ctx, "Exten not specified")
-    if not priority:
-        return err(ctx, "Priority not specified")
     pi = scan_int(priority)
     if pi is None:
         return err(ctx, "Invalid priority")
@@ -285,16 +279,25 @@ def _redirect(ctx: ActionContext, req: RequestLike) -> None:
     return None
 
 
-def _atxfer(ctx: ActionContext, req: RequestLike) -> None:
+def _transfer_args(ctx: ActionContext, req: RequestLike) -> tuple[Channel, str] | None:
+    """What Atxfer and BlindTransfer check first: Channel and Exten, then that channel."""
     name = req.header("Channel")
     exten = req.header("Exten")
     if not name:
-        return err(ctx, "No channel specified")
-    if not exten:
-        return err(ctx, "No extension specified")
-    ch = channel_or_error(ctx, name, "Channel specified does not exist")
-    if ch is None:
+        err(ctx, "No channel specified")
         return None
+    if not exten:
+        err(ctx, "No extension specified")
+        return None
+    ch = channel_or_error(ctx, name, "Channel specified does not exist")
+    return None if ch is None else (ch, exten)
+
+
+def _atxfer(ctx: ActionContext, req: RequestLike) -> None:
+    args = _transfer_args(ctx, req)
+    if args is None:
+        return None
+    ch, _ = args
     context = req.header("Context")
     if context:
         ctx.pbx.set_var(ch, "TRANSFER_CONTEXT", context)
@@ -303,16 +306,11 @@ def _atxfer(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _blindtransfer(ctx: ActionContext, req: RequestLike) -> None:
-    name = req.header("Channel")
-    exten = req.header("Exten")
-    if not name:
-        return err(ctx, "No channel specified")
-    if not exten:
-        return err(ctx, "No extension specified")
-    pbx = ctx.pbx
-    ch = channel_or_error(ctx, name, "Channel specified does not exist")
-    if ch is None:
+    args = _transfer_args(ctx, req)
+    if args is None:
         return None
+    ch, exten = args
+    pbx = ctx.pbx
     br = pbx.bridges.get(ch.bridge or "")
     if br is None:
         return err(ctx, "Transfer invalid")
@@ -363,10 +361,11 @@ def _sendtext(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _bridge(ctx: ActionContext, req: RequestLike) -> None:
-    a_name = req.header("Channel1")
-    b_name = req.header("Channel2")
-    if not a_name or not b_name:
-        return err(ctx, "Missing channel parameter in request")
+    names = required(ctx, req, "Channel1", "Channel2",
+                     text="Missing channel parameter in request")
+    if names is None:
+        return None
+    a_name, b_name = names
     pbx = ctx.pbx
     a = pbx.find_channel(a_name)
     if a is None:
@@ -384,14 +383,10 @@ def _bridge(ctx: ActionContext, req: RequestLike) -> None:
 def _bridgelist(ctx: ActionContext, req: RequestLike) -> None:
     want = req.header("BridgeType")
     pbx = ctx.pbx
-    listack(ctx, "Bridge listing will follow")
-    count = 0
-    for br in pbx.bridges.values():
-        if want and br.bridge_type != want:
-            continue
-        item(ctx, "BridgeListItem", pbx.bridge_snapshot(br), id_first=True)
-        count += 1
-    complete(ctx, "BridgeListComplete", count)
+    send_list(ctx, "Bridge listing will follow", "BridgeListComplete", [
+        ("BridgeListItem", pbx.bridge_snapshot(br)) for br in pbx.bridges.values()
+        if not want or br.bridge_type == want
+    ], id_first=True)
 
 
 def _bridge_or_error(ctx: ActionContext, req: RequestLike) -> Bridge | None:
@@ -410,11 +405,10 @@ def _bridgeinfo(ctx: ActionContext, req: RequestLike) -> None:
     pbx = ctx.pbx
     if bridge is None:
         return None
-    listack(ctx, "Bridge channel listing will follow")
-    chans = [pbx.channels[n] for n in bridge.channels if n in pbx.channels]
-    for ch in chans:
-        item(ctx, "BridgeInfoChannel", pbx.snapshot(ch), id_first=True)
-    complete(ctx, "BridgeInfoComplete", len(chans), pbx.bridge_snapshot(bridge))
+    send_list(ctx, "Bridge channel listing will follow", "BridgeInfoComplete", [
+        ("BridgeInfoChannel", pbx.snapshot(pbx.channels[n]))
+        for n in bridge.channels if n in pbx.channels
+    ], pbx.bridge_snapshot(bridge), id_first=True)
     return None
 
 
@@ -456,13 +450,11 @@ _BRIDGE_TECHS = (("holding_bridge", "Holding", "50"), ("native_rtp", "Native", "
 
 
 def _bridgetechlist(ctx: ActionContext, req: RequestLike) -> None:
-    listack(ctx, "Bridge technology listing will follow")
-    for name, btype, prio in _BRIDGE_TECHS:
-        item(ctx, "BridgeTechnologyListItem", [
-            ("BridgeTechnology", name), ("BridgeType", btype), ("BridgePriority", prio),
-            ("BridgeSuspended", "No"),
-        ], id_first=True)
-    complete(ctx, "BridgeTechnologyListComplete", len(_BRIDGE_TECHS))
+    send_list(ctx, "Bridge technology listing will follow", "BridgeTechnologyListComplete", [
+        ("BridgeTechnologyListItem", [("BridgeTechnology", name), ("BridgeType", btype),
+                                      ("BridgePriority", prio), ("BridgeSuspended", "No")])
+        for name, btype, prio in _BRIDGE_TECHS
+    ], id_first=True)
 
 
 def _bridgetech_suspend(suspend: bool) -> Handler:
@@ -498,22 +490,17 @@ def _park(ctx: ActionContext, req: RequestLike) -> None:
 
 def _parkedcalls(ctx: ActionContext, req: RequestLike) -> None:
     pbx = ctx.pbx
-    listack(ctx, "Parked calls will follow")
-    n = 0
-    for space, name in sorted(pbx.parked.items()):
-        ch = pbx.channels.get(name)
-        if ch is None:
-            continue
-        item(ctx, "ParkedCall", pbx.parked_fields(space, ch))
-        n += 1
-    complete(ctx, "ParkedCallsComplete", n, [("Total", str(n))])
+    calls = [("ParkedCall", pbx.parked_fields(space, pbx.channels[name]))
+             for space, name in sorted(pbx.parked.items()) if name in pbx.channels]
+    send_list(ctx, "Parked calls will follow", "ParkedCallsComplete", calls,
+              [("Total", str(len(calls)))])
 
 
 def _parkinglots(ctx: ActionContext, req: RequestLike) -> None:
-    listack(ctx, "Parking lots will follow")
-    item(ctx, "Parkinglot", [("Name", "default"), ("StartSpace", "701"),
-                              ("StopSpace", "720"), ("Timeout", "45")])
-    complete(ctx, "ParkinglotsComplete", 1)
+    send_list(ctx, "Parking lots will follow", "ParkinglotsComplete", [
+        ("Parkinglot", [("Name", "default"), ("StartSpace", "701"), ("StopSpace", "720"),
+                        ("Timeout", "45")]),
+    ])
 
 
 def _localoptimizeaway(ctx: ActionContext, req: RequestLike) -> None:
