@@ -9,11 +9,10 @@ from amicheck.sim.actions.base import (
     RequestLike,
     ack,
     ast_true,
-    complete,
     err,
-    item,
-    listack,
+    required,
     scan_int,
+    send_list,
 )
 from amicheck.sim.pbx import (
     Pbx,
@@ -51,54 +50,45 @@ def _queuestatus(ctx: ActionContext, req: RequestLike) -> None:
     want_q = req.header("Queue")
     want_m = req.header("Member")
     pbx = ctx.pbx
-    listack(ctx, "Queue status will follow")
-    count = 0
+    items: list[tuple[str, list[tuple[str, str]]]] = []
     for q in pbx.queues.values():
         if want_q and q.name != want_q:
             continue
-        item(ctx, "QueueParams", _queue_params(q))
-        count += 1
-        for m in q.members:
-            if want_m and want_m not in (m.interface, m.name):
-                continue
-            item(ctx, "QueueMember", _member_item(pbx, q, m))
-            count += 1
-    complete(ctx, "QueueStatusComplete", count)
+        items.append(("QueueParams", _queue_params(q)))
+        items += [("QueueMember", _member_item(pbx, q, m)) for m in q.members
+                  if not want_m or want_m in (m.interface, m.name)]
+    send_list(ctx, "Queue status will follow", "QueueStatusComplete", items)
+
+
+def _summary_fields(pbx: Pbx, q: Queue) -> list[tuple[str, str]]:
+    statuses = [pbx.member_status(m) for m in q.members]
+    logged_in = sum(1 for s in statuses if s not in (4, 5))
+    available = sum(1 for m, s in zip(q.members, statuses, strict=True)
+                    if s in (0, 1) and not m.paused)
+    return [
+        ("Queue", q.name), ("LoggedIn", str(logged_in)), ("Available", str(available)),
+        ("Callers", "0"), ("HoldTime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
+        ("LongestHoldTime", "0"),
+    ]
 
 
 def _queuesummary(ctx: ActionContext, req: RequestLike) -> None:
     want_q = req.header("Queue")
     pbx = ctx.pbx
-    listack(ctx, "Queue summary will follow")
-    count = 0
-    for q in pbx.queues.values():
-        if want_q and q.name != want_q:
-            continue
-        statuses = [pbx.member_status(m) for m in q.members]
-        logged_in = sum(1 for s in statuses if s not in (4, 5))
-        available = sum(1 for m, s in zip(q.members, statuses, strict=True)
-                        if s in (0, 1) and not m.paused)
-        item(ctx, "QueueSummary", [
-            ("Queue", q.name), ("LoggedIn", str(logged_in)), ("Available", str(available)),
-            ("Callers", "0"), ("HoldTime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
-            ("LongestHoldTime", "0"),
-        ])
-        count += 1
-    complete(ctx, "QueueSummaryComplete", count)
+    send_list(ctx, "Queue summary will follow", "QueueSummaryComplete", [
+        ("QueueSummary", _summary_fields(pbx, q)) for q in pbx.queues.values()
+        if not want_q or q.name == want_q
+    ])
 
 
 def _queues(ctx: ActionContext, req: RequestLike) -> None:
     """The UCM's Queues: an event list (see the module docstring for the field choice)."""
     pbx = ctx.pbx
-    listack(ctx, "Queues will follow")
-    count = 0
+    items: list[tuple[str, list[tuple[str, str]]]] = []
     for q in pbx.queues.values():
-        item(ctx, "QueueStatus", _queue_params(q))
-        count += 1
-        for m in q.members:
-            item(ctx, "QueueMemberStatus", pbx.member_fields(q, m))
-            count += 1
-    complete(ctx, "QueuesComplete", count)
+        items.append(("QueueStatus", _queue_params(q)))
+        items += [("QueueMemberStatus", pbx.member_fields(q, m)) for m in q.members]
+    send_list(ctx, "Queues will follow", "QueuesComplete", items)
 
 
 def _find_member(q: Queue, interface: str) -> QueueMember | None:
@@ -108,13 +98,22 @@ def _find_member(q: Queue, interface: str) -> QueueMember | None:
     return None
 
 
+def _members(pbx: Pbx, queue: str, interface: str) -> list[tuple[Queue, QueueMember]]:
+    """The members ``interface`` of queue ``queue``, or of every queue when it is empty."""
+    return [(q, m) for q in pbx.queues.values() if not queue or q.name == queue
+            for m in [_find_member(q, interface)] if m is not None]
+
+
+def _need(ctx: ActionContext, req: RequestLike, first: str, second: str) -> list[str] | None:
+    """app_queue's check of two mandatory headers: one text whichever is missing."""
+    return required(ctx, req, first, second, text=f"Need '{first}' and '{second}' parameters.")
+
+
 def _queueadd(ctx: ActionContext, req: RequestLike) -> None:
-    queue = req.header("Queue")
-    interface = req.header("Interface")
-    if not queue:
-        return err(ctx, "'Queue' not specified.")
-    if not interface:
-        return err(ctx, "'Interface' not specified.")
+    values = required(ctx, req, "Queue", "Interface", text="'{}' not specified.")
+    if values is None:
+        return None
+    queue, interface = values
     pbx = ctx.pbx
     q = pbx.queues.get(queue)
     if q is None:
@@ -134,10 +133,10 @@ def _queueadd(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _queueremove(ctx: ActionContext, req: RequestLike) -> None:
-    queue = req.header("Queue")
-    interface = req.header("Interface")
-    if not queue or not interface:
-        return err(ctx, "Need 'Queue' and 'Interface' parameters.")
+    values = _need(ctx, req, "Queue", "Interface")
+    if values is None:
+        return None
+    queue, interface = values
     pbx = ctx.pbx
     q = pbx.queues.get(queue)
     if q is None:
@@ -155,21 +154,14 @@ def _queueremove(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
-    interface = req.header("Interface")
-    paused_s = req.header("Paused")
-    queue = req.header("Queue")
-    if not interface or not paused_s:
-        return err(ctx, "Need 'Interface' and 'Paused' parameters.")
+    values = _need(ctx, req, "Interface", "Paused")
+    if values is None:
+        return None
+    interface, paused_s = values
     paused = ast_true(paused_s)
     reason = req.header("Reason")
     pbx = ctx.pbx
-    hits = []
-    for q in pbx.queues.values():
-        if queue and q.name != queue:
-            continue
-        m = _find_member(q, interface)
-        if m is not None:
-            hits.append((q, m))
+    hits = _members(pbx, req.header("Queue"), interface)
     if not hits:
         return err(ctx, "Interface not found")
     ack(ctx, "Interface paused successfully" if paused else "Interface unpaused successfully")
@@ -180,17 +172,15 @@ def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _queuepenalty(ctx: ActionContext, req: RequestLike) -> None:
-    interface = req.header("Interface")
-    penalty_s = req.header("Penalty")
-    queue = req.header("Queue")
-    if not interface or not penalty_s:
-        return err(ctx, "Need 'Interface' and 'Penalty' parameters.")
+    values = _need(ctx, req, "Interface", "Penalty")
+    if values is None:
+        return None
+    interface, penalty_s = values
     penalty = scan_int(penalty_s)
     if penalty is None or penalty < 0:
         return err(ctx, "Invalid penalty")
     pbx = ctx.pbx
-    hits = [(q, m) for q in pbx.queues.values() if not queue or q.name == queue
-            for m in [_find_member(q, interface)] if m is not None]
+    hits = _members(pbx, req.header("Queue"), interface)
     if not hits:
         return err(ctx, "Invalid interface, queuename or penalty")
     ack(ctx, "Interface penalty set successfully")
@@ -203,24 +193,22 @@ def _queuepenalty(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _queueringinuse(ctx: ActionContext, req: RequestLike) -> None:
-    interface = req.header("Interface")
-    value = req.header("RingInUse")
-    queue = req.header("Queue")
-    if not interface or not value:
-        return err(ctx, "Need 'Interface' and 'RingInUse' parameters.")
-    hits = [m for q in ctx.pbx.queues.values() if not queue or q.name == queue
-            for m in [_find_member(q, interface)] if m is not None]
+    values = _need(ctx, req, "Interface", "RingInUse")
+    if values is None:
+        return None
+    interface, value = values
+    hits = _members(ctx.pbx, req.header("Queue"), interface)
     if not hits:
         return err(ctx, "Invalid interface, queuename, or ringinuse value")
-    for m in hits:
+    for _, m in hits:
         m.ringinuse = ast_true(value)
     ack(ctx, "Interface ringinuse set successfully")
     return None
 
 
 def _queuelog(ctx: ActionContext, req: RequestLike) -> None:
-    if not req.header("Queue") or not req.header("Event"):
-        return err(ctx, "Need 'Queue' and 'Event' parameters.")
+    if _need(ctx, req, "Queue", "Event") is None:
+        return None
     ack(ctx, "Added Queue Log")
     return None
 
@@ -271,8 +259,7 @@ def queue_show(pbx: Pbx) -> str:
 
 
 def _agents(ctx: ActionContext, req: RequestLike) -> None:
-    listack(ctx, "Agents will follow")
-    complete(ctx, "AgentsComplete", 0)
+    send_list(ctx, "Agents will follow", "AgentsComplete", [])
 
 
 def _agentlogoff(ctx: ActionContext, req: RequestLike) -> None:

@@ -14,16 +14,16 @@ from amicheck.sim.actions.base import (
     RequestLike,
     ack,
     aid,
-    complete,
     err,
-    item,
-    listack,
+    required,
+    send_list,
 )
 from amicheck.sim.actions.queues import queue_show
 from amicheck.sim.pbx import (
     ENDPOINTS,
     EXTENSION_STATES,
     STATE_DESC,
+    Pbx,
 )
 
 __all__ = ["HANDLERS", "ASTERISK_VERSION"]
@@ -80,40 +80,34 @@ def _userevent(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _dbget(ctx: ActionContext, req: RequestLike) -> None:
-    family = req.header("Family")
-    key = req.header("Key")
-    if not family:
-        return err(ctx, "No family specified.")
-    if not key:
-        return err(ctx, "No key specified.")
+    values = required(ctx, req, "Family", "Key", text="No {lower} specified.")
+    if values is None:
+        return None
+    family, key = values
     value = ctx.pbx.db.get((family, key))
     if value is None:
         return err(ctx, "Database entry not found")
-    listack(ctx, "Result will follow")
-    item(ctx, "DBGetResponse", [("Family", family), ("Key", key), ("Val", value)])
-    complete(ctx, "DBGetComplete", 1)
+    send_list(ctx, "Result will follow", "DBGetComplete", [
+        ("DBGetResponse", [("Family", family), ("Key", key), ("Val", value)]),
+    ])
     return None
 
 
 def _dbput(ctx: ActionContext, req: RequestLike) -> None:
-    family = req.header("Family")
-    key = req.header("Key")
-    if not family:
-        return err(ctx, "No family specified")
-    if not key:
-        return err(ctx, "No key specified")
+    values = required(ctx, req, "Family", "Key", text="No {lower} specified")  # no full stop
+    if values is None:
+        return None
+    family, key = values
     ctx.pbx.db[(family, key)] = req.header("Val")
     ack(ctx, "Updated database successfully")
     return None
 
 
 def _dbdel(ctx: ActionContext, req: RequestLike) -> None:
-    family = req.header("Family")
-    key = req.header("Key")
-    if not family:
-        return err(ctx, "No family specified.")
-    if not key:
-        return err(ctx, "No key specified.")
+    values = required(ctx, req, "Family", "Key", text="No {lower} specified.")
+    if values is None:
+        return None
+    family, key = values
     if ctx.pbx.db.pop((family, key), None) is None:
         return err(ctx, "Database entry not found")
     ack(ctx, "Key deleted successfully")
@@ -208,30 +202,28 @@ def _cli(ctx: ActionContext, cmd: str) -> str:
     return f"No such command '{norm}' (type 'core show help {norm}' for other possible commands)\n"
 
 
+def _state_fields(pbx: Pbx, context: str, exten: str) -> list[tuple[str, str]]:
+    """An extension's state as ExtensionState and ExtensionStateList report it."""
+    status, hint = pbx.extension_state(context, exten)
+    return [("Exten", exten), ("Context", context), ("Hint", hint), ("Status", str(status)),
+            ("StatusText", EXTENSION_STATES.get(status, "Unknown"))]
+
+
 def _extensionstate(ctx: ActionContext, req: RequestLike) -> None:
     exten = req.header("Exten")
     context = req.header("Context") or "default"
     if not exten:
         return err(ctx, "Extension not specified")
-    status, hint = ctx.pbx.extension_state(context, exten)
-    ack(ctx, "Extension Status", [
-        ("Exten", exten), ("Context", context), ("Hint", hint), ("Status", str(status)),
-        ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
-    ])
+    ack(ctx, "Extension Status", _state_fields(ctx.pbx, context, exten))
     return None
 
 
 def _extensionstatelist(ctx: ActionContext, req: RequestLike) -> None:
     pbx = ctx.pbx
-    listack(ctx, "Extension Statuses will follow")
-    hints = sorted(pbx.hints)
-    for context, exten in hints:
-        status, hint = pbx.extension_state(context, exten)
-        item(ctx, "ExtensionStatus", [
-            ("Exten", exten), ("Context", context), ("Hint", hint), ("Status", str(status)),
-            ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
-        ], id_first=True)
-    complete(ctx, "ExtensionStateListComplete", len(hints))
+    send_list(ctx, "Extension Statuses will follow", "ExtensionStateListComplete", [
+        ("ExtensionStatus", _state_fields(pbx, context, exten))
+        for context, exten in sorted(pbx.hints)
+    ], id_first=True)
 
 
 def _mailbox(ctx: ActionContext, name: str) -> tuple[int, int, int]:
@@ -335,10 +327,8 @@ def _filter(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _messagesend(ctx: ActionContext, req: RequestLike) -> None:
-    if not req.header("To"):
-        return err(ctx, "No 'To' address specified.")
-    if not req.header("From"):
-        return err(ctx, "No 'From' address specified.")
+    if required(ctx, req, "To", "From", text="No '{}' address specified.") is None:
+        return None
     ack(ctx, "Message successfully sent")
     return None
 
