@@ -21,22 +21,32 @@ from amicheck.sim.actions.base import (
     err,
     item,
     listack,
+    required,
     scan_int,
 )
 
 __all__ = ["HANDLERS"]
 
 
-def _resolve_config(ctx: ActionContext, fn: str) -> tuple[str | None, str | None]:
-    """(file key, error): traversal refused unless the getconfig-traversal fault is on."""
+def _config_key(ctx: ActionContext, fn: str) -> str | None:
+    """The file key of ``fn``, or None after answering why not (a path outside the config
+    directory is refused unless the getconfig-traversal fault is on)."""
     path = posixpath.normpath(posixpath.join("/etc/asterisk", fn))
     inside = path.startswith("/etc/asterisk/")
     if not inside and "getconfig-traversal" not in ctx.faults:
-        return None, "File requires escalated priveledges"
+        err(ctx, "File requires escalated priveledges")
+        return None
     key = path[len("/etc/asterisk/"):] if inside else path
     if key not in ctx.pbx.files:
-        return None, "Config file not found"
-    return key, None
+        err(ctx, "Config file not found")
+        return None
+    return key
+
+
+def _config_file(ctx: ActionContext, req: RequestLike) -> str | None:
+    """The file key of the mandatory ``Filename`` header (None once the error is sent)."""
+    values = required(ctx, req, "Filename")
+    return None if values is None else _config_key(ctx, values[0])
 
 
 def _parse_conf(text: str) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -60,13 +70,10 @@ def _parse_conf(text: str) -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def _getconfig(ctx: ActionContext, req: RequestLike) -> None:
-    fn = req.header("Filename")
-    category = req.header("Category")
-    if not fn:
-        return err(ctx, "Filename not specified")
-    key, error = _resolve_config(ctx, fn)
+    key = _config_file(ctx, req)
     if key is None:
-        return err(ctx, error or "Config file not found")
+        return None
+    category = req.header("Category")
     extra: list[tuple[str, str]] = []
     catcount = 0
     for cat, lines in _parse_conf(ctx.pbx.files[key]):
@@ -83,24 +90,18 @@ def _getconfig(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _getconfigjson(ctx: ActionContext, req: RequestLike) -> None:
-    fn = req.header("Filename")
-    if not fn:
-        return err(ctx, "Filename not specified")
-    key, error = _resolve_config(ctx, fn)
+    key = _config_file(ctx, req)
     if key is None:
-        return err(ctx, error or "Config file not found")
+        return None
     doc = {cat: dict(lines) for cat, lines in _parse_conf(ctx.pbx.files[key])}
     ack(ctx, None, [("JSON", json.dumps(doc, separators=(",", ":")))])
     return None
 
 
 def _listcategories(ctx: ActionContext, req: RequestLike) -> None:
-    fn = req.header("Filename")
-    if not fn:
-        return err(ctx, "Filename not specified")
-    key, error = _resolve_config(ctx, fn)
+    key = _config_file(ctx, req)
     if key is None:
-        return err(ctx, error or "Config file not found")
+        return None
     cats = [c for c, _ in _parse_conf(ctx.pbx.files[key])]
     extra = [(f"Category-{i:06d}", c) for i, c in enumerate(cats)]
     ack(ctx, None, extra or [("Error", "no categories found")])
@@ -118,13 +119,9 @@ def _createconfig(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _updateconfig(ctx: ActionContext, req: RequestLike) -> None:
-    src = req.header("SrcFilename")
-    dst = req.header("DstFilename")
-    if not src or not dst:
-        return err(ctx, "Filename not specified")
-    key, error = _resolve_config(ctx, src)
-    if key is None:
-        return err(ctx, error or "Config file not found")
+    names = required(ctx, req, "SrcFilename", "DstFilename", text="Filename not specified")
+    if names is None or _config_key(ctx, names[0]) is None:
+        return None
     ack(ctx)
     return None
 
@@ -178,12 +175,11 @@ def _showdialplan(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _dialplanextensionadd(ctx: ActionContext, req: RequestLike) -> None:
-    context = req.header("Context")
-    exten = req.header("Extension")
-    priority = req.header("Priority")
-    app = req.header("Application")
-    if not (context and exten and priority and app):
-        return err(ctx, "Context, Extension, Priority, and Application must be defined.")
+    values = required(ctx, req, "Context", "Extension", "Priority", "Application",
+                      text="Context, Extension, Priority, and Application must be defined.")
+    if values is None:
+        return None
+    context, exten, priority, app = values
     pi = scan_int(priority)
     if pi is None or pi < 1:
         return err(ctx, "Invalid priority")
@@ -205,10 +201,11 @@ def _dialplanextensionadd(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _dialplanextensionremove(ctx: ActionContext, req: RequestLike) -> None:
-    context = req.header("Context")
-    exten = req.header("Extension")
-    if not context or not exten:
-        return err(ctx, "Context and Extension must be provided for DialplanExtensionRemove")
+    values = required(ctx, req, "Context", "Extension",
+                      text="Context and Extension must be provided for DialplanExtensionRemove")
+    if values is None:
+        return None
+    context, exten = values
     pbx = ctx.pbx
     extens = pbx.dialplan.get(context)
     if extens is None:
