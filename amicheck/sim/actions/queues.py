@@ -213,20 +213,15 @@ def _queuelog(ctx: ActionContext, req: RequestLike) -> None:
     return None
 
 
-def _queuereload(ctx: ActionContext, req: RequestLike) -> None:
-    queue = req.header("Queue")
-    if queue and queue not in ctx.pbx.queues:
-        return err(ctx, "Error encountered while reloading queue")
-    ack(ctx, "Queue reloaded successfully")
-    return None
-
-
-def _queuereset(ctx: ActionContext, req: RequestLike) -> None:
-    queue = req.header("Queue")
-    if queue and queue not in ctx.pbx.queues:
-        return err(ctx, "Error encountered while resetting queue stats")
-    ack(ctx, "Queue stats reset successfully")
-    return None
+def _whole_queue_op(failed: str, done: str) -> Handler:
+    """QueueReload and QueueReset in the model: they only check the optional Queue."""
+    def handler(ctx: ActionContext, req: RequestLike) -> None:
+        queue = req.header("Queue")
+        if queue and queue not in ctx.pbx.queues:
+            return err(ctx, failed)
+        ack(ctx, done)
+        return None
+    return handler
 
 
 def _queuerule(ctx: ActionContext, req: RequestLike) -> None:
@@ -277,8 +272,10 @@ HANDLERS: dict[str, Handler] = {
     "queuepenalty": _queuepenalty,
     "queuememberringinuse": _queueringinuse,
     "queuelog": _queuelog,
-    "queuereload": _queuereload,
-    "queuereset": _queuereset,
+    "queuereload": _whole_queue_op("Error encountered while reloading queue",
+                                   "Queue reloaded successfully"),
+    "queuereset": _whole_queue_op("Error encountered while resetting queue stats",
+                                  "Queue stats reset successfully"),
     "queuerule": _queuerule,
     "agents": _agents,
     "agentlogoff": _agentlogoff,
