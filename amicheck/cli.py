@@ -357,6 +357,12 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
         for line in format_ami(read_ami(path, ports=args.port), headers=not args.brief):
             print(line)
             count += not line.startswith("    ")
+    except BrokenPipeError:  # the reader went away (`amicheck pcap f | head`): not an error
+        # Point stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
     except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
         _err(f"{path}: not a readable capture ({exc})")
         return EXIT_USAGE
