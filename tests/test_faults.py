@@ -88,10 +88,6 @@ EXPECTED: dict[str, frozenset[str]] = {
         "plaintext-with-tls": {"AMI-TLS-008"},
     }.items()
 }
-#: What the simulator breaks beyond its fault's one documented deviation, so that these
-#: IDs fail too (remove an entry once the simulator is fixed). Empty: every fault is one
-#: deviation.
-SIM_SIDE_EFFECTS: dict[str, frozenset[str]] = {}
 #: fault -> IDs that must fail in the slow run (short auth timeout profile).
 SLOW_EXPECTED: dict[str, frozenset[str]] = {"no-auth-timeout": frozenset({"AMI-AUTH-005"})}
 
@@ -221,7 +217,7 @@ def test_compliant_profile_passes(pytester: pytest.Pytester) -> None:
 def test_fault_fails_exactly_its_requirements(pytester: pytest.Pytester, fault: str) -> None:
     outcomes = _run(pytester, "-m", "not slow", "--ami-fault", fault)
     failing = _failing(outcomes)
-    expected = set(EXPECTED[fault] | SIM_SIDE_EFFECTS.get(fault, frozenset()))
+    expected = set(EXPECTED[fault])
     assert failing == expected, (
         f"fault {fault!r}:\n missed (should fail):\n{_explain(outcomes, expected - failing)}\n"
         f" unexpected failures:\n{_explain(outcomes, failing - expected)}"
