@@ -300,3 +300,16 @@ def test_mixed_stream_any_chunking_matches_whole(pieces: list[bytes],
     assert [m.name for m in whole] == [
         {LOGIN_OK: "Success", BOOTED: "FullyBooted", _FOLLOWS: "Follows"}.get(p, p[7:8].decode())
         for p in pieces if p != b"\r\n"]
+
+
+def test_one_huge_read_with_odd_messages_is_windowed_and_exact() -> None:
+    ok = b"Event: A\r\nCallerIDName: Jose\r\n\r\n"
+    odd = b"Event: B\r\nCallerIDName: Jos\xe9\r\n\r\n"
+    data = b"".join(odd if i % 97 == 0 else ok for i in range(20000))
+    parser, msgs = feed_in(data, None, banner=False)
+    assert len(msgs) == 20000
+    assert [m.name for m in msgs] == ["B" if i % 97 == 0 else "A" for i in range(20000)]
+    bad = [v.offset for m in msgs for v in m.violations]
+    at = odd.index(b"\xe9")
+    assert bad[:2] == [at, len(odd) + 96 * len(ok) + at]
+    assert feed_in(data, 4096, banner=False)[1] == msgs

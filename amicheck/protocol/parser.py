@@ -35,11 +35,27 @@ from amicheck.protocol.message import Message, Violation
 
 _new = object.__new__
 
+#: Regions larger than this are parsed in windows cut at message ends (see _parse_region).
+_WINDOW = 16384
+
 __all__ = ["Parser"]
 
 _SEP = itemgetter(1)
 _partition = str.partition
 _FOLLOWS_HEADER_KEYS = frozenset({"privilege", "actionid"})
+
+
+def _next_end(buf: bytes | bytearray, pos: int) -> int:
+    """Index just past the FIRST blank-line terminator at or after ``pos``, or -1.
+
+    The search for LF LF is bounded by the first LF CR LF, so that scanning message by
+    message stays linear in a pure-CRLF stream, where LF LF never occurs.
+    """
+    i = buf.find(b"\n\r\n", pos)
+    j = buf.find(b"\n\n", pos, i + 3 if i >= 0 else len(buf))
+    if j >= 0:
+        return j + 2
+    return i + 3 if i >= 0 else -1
 
 
 class _Careful(Exception):
@@ -139,11 +155,15 @@ class Parser:
                 del buf[pending:]
             return None
         region = buf[:end] if end != len(buf) else buf
-        try:
-            out = self._fast(region)  # type: ignore[arg-type]
-        except (_Careful, UnicodeDecodeError):
+        if end <= _WINDOW:
+            try:
+                out = self._fast(region)  # type: ignore[arg-type]
+            except (_Careful, UnicodeDecodeError):
+                out = []
+                self._recover(bytes(region), out, self._base)
+        else:
             out = []
-            self._recover(bytes(region), out, self._base)
+            self._parse_region(bytes(region), out)
         if pending:
             del buf[:end]
         elif end != len(data):
@@ -274,11 +294,7 @@ class Parser:
         self._consume(size - keep)
 
     def _skip_oversized(self) -> bool:
-        buf = self._buf
-        i = buf.find(b"\n\r\n", self._scan)
-        j = buf.find(b"\n\n", self._scan)
-        ends = [x for x in (i + 3 if i >= 0 else -1, j + 2 if j >= 0 else -1) if x >= 0]
-        end = min(ends) if ends else -1  # the FIRST terminator ends the dropped message
+        end = _next_end(self._buf, self._scan)  # the FIRST terminator ends the dropped message
         if end < 0:
             size = len(self._buf)
             if size > 3:
@@ -370,11 +386,28 @@ class Parser:
 
     # -- regions of complete messages ------------------------------------------------------
     def _parse_region(self, region: bytes, out: list[Message]) -> None:
-        """Parse ``region`` (whole messages, ending in a blank line) into ``out``."""
-        try:
-            out.extend(self._fast(region))
-        except (_Careful, UnicodeDecodeError):
-            self._recover(region, out, self._base)
+        """Parse ``region`` (whole messages, ending in a blank line) into ``out``.
+
+        A big region (one large read) is taken in windows of about ``_WINDOW`` bytes cut at
+        message ends: the fast path's lists then stay cache-sized (a 2 MB read in one piece
+        parsed at half the speed of 64 KB pieces), and a careful re-parse after an odd
+        message never has to copy or re-decode more than one window.
+        """
+        base = self._base
+        size = len(region)
+        pos = 0
+        while pos < size:
+            cut = size
+            if size - pos > _WINDOW:
+                cut = _next_end(region, pos + _WINDOW)
+                if cut < 0:
+                    cut = size
+            window = region[pos:cut] if pos or cut != size else region
+            try:
+                out.extend(self._fast(window))
+            except (_Careful, UnicodeDecodeError):
+                self._recover(window, out, base + pos)
+            pos = cut
 
     def _recover(self, region: bytes, out: list[Message], base: int) -> None:
         """The fast path failed in ``region`` (stream offset ``base``).
@@ -395,9 +428,9 @@ class Parser:
                 i = region.rfind(b"\n\r\n", 0, bad)
                 j = region.rfind(b"\n\n", 0, bad)
                 start = max(i + 3 if i >= 0 else 0, j + 2 if j >= 0 else 0)
-                i = region.find(b"\n\r\n", bad)
-                j = region.find(b"\n\n", bad)
-                end = min(i + 3 if i >= 0 else len(region), j + 2 if j >= 0 else len(region))
+                end = _next_end(region, bad)
+                if end < 0:
+                    end = len(region)
                 if start:
                     self._recover(region[:start], out, base)
                 self._careful(region[start:end], out, base + start)
@@ -412,9 +445,9 @@ class Parser:
         pos = 0
         n = len(region)
         while pos < n:
-            i = region.find(b"\n\r\n", pos)
-            j = region.find(b"\n\n", pos)
-            end = min(x for x in (i + 3 if i >= 0 else n, j + 2 if j >= 0 else n))
+            end = _next_end(region, pos)
+            if end < 0:
+                end = n
             one = region[pos:end]
             try:
                 out.extend(fast(one))
