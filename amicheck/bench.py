@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import platform
 import random
 import re
@@ -628,7 +629,7 @@ class _PingServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from amicheck.bench import _ping_server_main; "
              "_ping_server_main()"],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
@@ -637,6 +638,8 @@ class _PingServer:
         self.port = int(line)
 
     def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         self.proc.terminate()
         try:
             self.proc.wait(5)
@@ -650,6 +653,12 @@ def _ping_server_main() -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     print(sock.getsockname()[1], flush=True)
+
+    def exit_with_parent() -> None:  # stdin closes when the parent goes, even if it crashed
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     while True:
         conn, _ = sock.accept()
         threading.Thread(target=_serve_pings, args=(conn,), daemon=True).start()
