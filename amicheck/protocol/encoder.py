@@ -10,7 +10,7 @@ __all__ = ["encode"]
 
 
 def _check(msg: Message, body: str) -> None:
-    """Find the header that smuggles a line end (only called when counts disagree)."""
+    """Find the header that smuggles a line end or has an empty key (else return)."""
     for index, (key, sep, value) in enumerate(msg._t):
         for what, text in (("key", key), ("value", value)):
             if "\r" in text or "\n" in text:
@@ -44,12 +44,12 @@ def encode(msg: Message) -> bytes:
             return b"\r\n"
         return msg.text.encode(enc, errors) + b"\r\n\r\n"
     body = "\r\n".join([k + s + v for k, s, v in triples])
-    # One C-level count instead of a per-header check: n headers joined by n-1 CRLFs.
-    if body.count("\n") != len(triples) - 1 or body.count("\r") != len(triples) - 1:
+    # C-level scans instead of a per-header loop: n headers joined by n-1 CRLFs, and an
+    # empty key shows as a line starting with its ":" separator. _check finds the culprit
+    # (and merely returns when a key itself starts with ":").
+    n = len(triples) - 1
+    if body.count("\n") != n or body.count("\r") != n or body.startswith(":") or "\n:" in body:
         _check(msg, body)
-    for key, sep, _ in triples:
-        if not key and sep:
-            _check(msg, body)
     if msg.text is not None:
         return (
             (body + "\r\n").encode(enc, errors)

@@ -34,6 +34,7 @@ from amicheck.protocol.grammar import (
 from amicheck.protocol.message import Message, Violation
 
 _new = object.__new__
+_Bytes = bytes | bytearray  # regions are slices of the read buffer
 
 #: Regions larger than this are parsed in windows cut at message ends (see _parse_region).
 _WINDOW = 16384
@@ -56,6 +57,15 @@ def _next_end(buf: bytes | bytearray, pos: int) -> int:
     if j >= 0:
         return j + 2
     return i + 3 if i >= 0 else -1
+
+
+def _last_end(buf: bytes | bytearray, start: int, stop: int | None = None) -> int:
+    """Index just past the LAST blank-line terminator within ``buf[start:stop]``, or -1."""
+    stop = len(buf) if stop is None else stop
+    i = buf.rfind(b"\n\r\n", start, stop)
+    j = buf.rfind(b"\n\n", start, stop)
+    # The two patterns can never end at the same byte, so the later start wins.
+    return i + 3 if i > j else (j + 2 if j >= 0 else -1)
 
 
 class _Careful(Exception):
@@ -89,13 +99,11 @@ class Parser:
         self._expect_banner = banner
         self._follows = False  # _buf starts with an unfinished "Response: Follows"
         self._discarding = False  # skipping the rest of an oversized message
-        self._discarded = 0
         self.strict = strict
         self.max_message_size = max_message_size
         self.banner: str | None = None
         self.violations: list[Violation] = []
         self.violation_count = 0
-        self.messages_parsed = 0
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -110,20 +118,16 @@ class Parser:
 
     def feed(self, data: bytes) -> list[Message]:
         """Parse ``data`` (any chunking) and return the messages it completes."""
-        if not self._buf and not (self._expect_banner or self._follows or self._discarding):
-            # Nothing pending and the read ends a message: the common case of a
-            # request/response client. Skip the buffer entirely.
-            end = data.find(b"\r\n\r\n")
-            if end == len(data) - 4 and end > 0 and FOLLOWS_LINE not in data:
-                single = self._single(data)
-                if single is not None:
-                    self._base += len(data)
-                    self.messages_parsed += 1
-                    return [single]
-            out = self._plain_feed(data)
-            if out is not None:
-                return out
-        elif not (self._expect_banner or self._follows or self._discarding):
+        if not (self._expect_banner or self._follows or self._discarding):
+            if not self._buf:
+                # Nothing pending and the read is exactly one message: the common case of
+                # a request/response client. Skip the buffer entirely.
+                end = data.find(b"\r\n\r\n")
+                if end == len(data) - 4 and end > 0 and FOLLOWS_LINE not in data:
+                    single = self._single(data)
+                    if single is not None:
+                        self._base += len(data)
+                        return [single]
             out = self._plain_feed(data)
             if out is not None:
                 return out
@@ -140,9 +144,7 @@ class Parser:
         else:
             buf = data  # type: ignore[assignment]  # read-only use until stored below
             start = 0
-        i = buf.rfind(b"\n\r\n", start)
-        j = buf.rfind(b"\n\n", start)
-        end = i + 3 if i > j else (j + 2 if j >= 0 else -1)
+        end = _last_end(buf, start)
         if end < 0:
             if not pending:
                 self._buf += data
@@ -154,23 +156,14 @@ class Parser:
             if pending:  # undo: the general path appends ``data`` itself
                 del buf[pending:]
             return None
-        region = buf[:end] if end != len(buf) else buf
-        if end <= _WINDOW:
-            try:
-                out = self._fast(region)  # type: ignore[arg-type]
-            except (_Careful, UnicodeDecodeError):
-                out = []
-                self._recover(bytes(region), out, self._base)
-        else:
-            out = []
-            self._parse_region(bytes(region), out)
+        out: list[Message] = []
+        self._parse_region(buf[:end] if end != len(buf) else buf, out)
         if pending:
             del buf[:end]
         elif end != len(data):
             self._buf += data[end:]
         self._base += end
         self._scan = max(0, len(self._buf) - 3)
-        self.messages_parsed += len(out)
         return out
 
     def _general_feed(self, data: bytes) -> list[Message]:
@@ -190,7 +183,7 @@ class Parser:
                 if not self._take_follows(out):
                     break
                 continue
-            end = self._find_end()
+            end = _last_end(buf, self._scan)
             if end < 0:
                 break
             follows_at = self._follows_start(end)
@@ -207,7 +200,6 @@ class Parser:
         if len(buf) > self.max_message_size and not self._discarding:
             self._start_discard()
         self._scan = max(0, len(buf) - 3) if not self._follows else self._scan
-        self.messages_parsed += len(out)
         return out
 
     # -- stream plumbing -------------------------------------------------------------------
@@ -230,15 +222,6 @@ class Parser:
         del self._buf[:n]
         self._base += n
         self._scan = 0
-
-    def _find_end(self) -> int:
-        """Index just past the LAST blank-line terminator in the buffer, or -1."""
-        buf = self._buf
-        start = self._scan
-        i = buf.rfind(b"\n\r\n", start)
-        j = buf.rfind(b"\n\n", start)
-        end = max(i + 3 if i >= 0 else -1, j + 2 if j >= 0 else -1)
-        return end
 
     def _follows_start(self, end: int) -> int:
         """Index of a ``Response: Follows`` message starting before ``end``, or -1."""
@@ -286,22 +269,16 @@ class Parser:
             f"message exceeds max_message_size={self.max_message_size}; dropping it up to its end",
         )
         self._discarding = True
-        self._discarded = 0
         self._follows = False
-        # Keep 3 bytes so a terminator that straddles the cut is still found.
-        keep = 3
-        self._discarded += size - keep
-        self._consume(size - keep)
+        self._consume(size - 3)  # keep 3 bytes: a terminator may straddle the cut
 
     def _skip_oversized(self) -> bool:
         end = _next_end(self._buf, self._scan)  # the FIRST terminator ends the dropped message
         if end < 0:
             size = len(self._buf)
             if size > 3:
-                self._discarded += size - 3
                 self._consume(size - 3)
             return False
-        self._discarded += end
         self._consume(end)
         self._discarding = False
         return True
@@ -334,12 +311,12 @@ class Parser:
             self._violation(
                 "follows-end", self._base + after, "--END COMMAND-- not followed by an empty line"
             )
-        out.append(self._parse_follows(bytes(buf[:m]), bytes(buf[m:end])))
+        out.append(self._parse_follows(bytes(buf[:m])))
         self._follows = False
         self._consume(end)
         return True
 
-    def _parse_follows(self, head_and_body: bytes, _marker: bytes) -> Message:
+    def _parse_follows(self, head_and_body: bytes) -> Message:
         base = self._base
         violations: list[Violation] = []
         triples: list[tuple[str, str, str]] = []
@@ -385,7 +362,7 @@ class Parser:
         return Message._from_triples(triples, text, tuple(violations), encoding)
 
     # -- regions of complete messages ------------------------------------------------------
-    def _parse_region(self, region: bytes, out: list[Message]) -> None:
+    def _parse_region(self, region: _Bytes, out: list[Message]) -> None:
         """Parse ``region`` (whole messages, ending in a blank line) into ``out``.
 
         A big region (one large read) is taken in windows of about ``_WINDOW`` bytes cut at
@@ -409,7 +386,7 @@ class Parser:
                 self._recover(window, out, base + pos)
             pos = cut
 
-    def _recover(self, region: bytes, out: list[Message], base: int) -> None:
+    def _recover(self, region: _Bytes, out: list[Message], base: int) -> None:
         """The fast path failed in ``region`` (stream offset ``base``).
 
         For bytes that are not UTF-8 (Latin-1 caller names are common in real traffic) we
@@ -425,9 +402,7 @@ class Parser:
                 return
             except UnicodeDecodeError as exc:
                 bad = exc.start
-                i = region.rfind(b"\n\r\n", 0, bad)
-                j = region.rfind(b"\n\n", 0, bad)
-                start = max(i + 3 if i >= 0 else 0, j + 2 if j >= 0 else 0)
+                start = max(_last_end(region, 0, bad), 0)
                 end = _next_end(region, bad)
                 if end < 0:
                     end = len(region)
@@ -437,7 +412,7 @@ class Parser:
                 region = region[end:]
                 base += end
 
-    def _one_by_one(self, region: bytes, out: list[Message], base: int) -> None:
+    def _one_by_one(self, region: _Bytes, out: list[Message], base: int) -> None:
         """The fast path failed somewhere in ``region``: retry it message by message, so
         one odd message (a Latin-1 caller name, a bare LF) costs the careful path only for
         itself, not for the whole read."""
@@ -456,7 +431,7 @@ class Parser:
             pos = end
 
     @staticmethod
-    def _fast(region: bytes) -> list[Message]:
+    def _fast(region: _Bytes) -> list[Message]:
         """Pure-CRLF, UTF-8, ``Key: value`` messages: split and partition, nothing else.
 
         The whole region is split into lines and partitioned in one comprehension; message
@@ -491,13 +466,13 @@ class Parser:
             raise _Careful
         return result
 
-    def _careful(self, region: bytes, out: list[Message], base: int) -> None:
+    def _careful(self, region: _Bytes, out: list[Message], base: int) -> None:
         """Line by line, with offsets, recording (or raising on) every deviation.
 
         ``base`` is the stream offset of ``region[0]``."""
         pos = 0
         n = len(region)
-        lines: list[tuple[int, bytes]] = []
+        lines: list[tuple[int, _Bytes]] = []
         pending: list[Violation] = []
         while pos < n:
             nl = region.find(b"\n", pos)
@@ -521,7 +496,7 @@ class Parser:
         if lines:  # pragma: no cover - regions always end with a terminator
             out.append(self._build(lines, pending))
 
-    def _build(self, lines: list[tuple[int, bytes]], violations: list[Violation]) -> Message:
+    def _build(self, lines: list[tuple[int, _Bytes]], violations: list[Violation]) -> Message:
         block = b"\n".join(line for _, line in lines)
         encoding = "utf-8"
         try:
