@@ -742,16 +742,6 @@ class _RawClient:
         self.sock.close()
 
 
-def _latencies(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    pc = time.perf_counter
-    for _ in range(n):
-        t0 = pc()
-        fn()
-        out.append(pc() - t0)
-    return out
-
-
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
