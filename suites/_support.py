@@ -22,6 +22,7 @@ from amicheck.protocol import Message
 __all__ = [
     "BULK_TIMEOUT",
     "IDLE_TIMEOUT",
+    "MAX_DELAY_DIFFERENCE",
     "STEP_TIMEOUT",
     "Exchange",
     "LoginAttempt",
@@ -35,6 +36,7 @@ __all__ = [
     "known_users",
     "md5_key",
     "percentile",
+    "refusal_differences",
     "reply_fields",
     "ping_bytes",
     "restricted_users",
@@ -282,6 +284,33 @@ class LoginAttempt:
         where = "closed" if self.closed else "left open"
         extra = f" ({self.error})" if self.error else ""
         return f"{describe(self.response)} after {self.elapsed:.2f} s, connection {where}{extra}"
+
+
+#: Two refusals whose delays differ by more than this can be told apart (issue 5: 0.3 s).
+MAX_DELAY_DIFFERENCE = 0.3
+
+
+def refusal_differences(
+    a: LoginAttempt, b: LoginAttempt, labels: tuple[str, str], *, both_close: bool
+) -> list[str]:
+    """What tells two refused logins apart: the reply (ActionID aside), the close, the delay.
+
+    ``both_close``: each refusal must also close the connection (Asterisk's rule for failed
+    logins); otherwise the two only have to agree on it.
+    """
+    problems = []
+    if a.response is None or b.response is None:
+        problems.append("a login attempt got no reply")
+    elif reply_fields(a.response) != reply_fields(b.response):
+        problems.append(f"replies differ: {labels[0]} {reply_fields(a.response)} vs "
+                        f"{labels[1]} {reply_fields(b.response)}")
+    if both_close and not (a.closed and b.closed):
+        problems.append("a failed login left the connection open")
+    elif a.closed != b.closed:
+        problems.append("one refusal closes the connection and the other does not")
+    if abs(a.elapsed - b.elapsed) > MAX_DELAY_DIFFERENCE:
+        problems.append(f"delays differ by more than {MAX_DELAY_DIFFERENCE} s")
+    return problems
 
 
 def attempt_login(

@@ -18,10 +18,15 @@ from amicheck.errors import AmiCheckError
 from amicheck.plugin import Target
 from amicheck.profile import Profile, User
 
-from ._support import LoginAttempt, attempt_login, concurrently, known_users, reply_fields
+from ._support import (
+    LoginAttempt,
+    attempt_login,
+    concurrently,
+    known_users,
+    refusal_differences,
+)
 
 #: Replies to two failed logins may differ in delay by at most this much (seconds).
-MAX_DELAY_DIFFERENCE = 0.3
 #: A secret no profile uses (for the wrong-password comparison).
 WRONG_SECRET = "amicheck-Wr0ng-secret"
 #: The user the simulator is given for the empty-list probe.
@@ -69,16 +74,8 @@ def test_permitted_list_enforced(
         f"login as {user.username} from {outside}, OUTSIDE its Permitted IP(s) "
         f"{list(user.permitted)}, succeeded: {denied}"
     )
-    problems = []
-    if denied.response is None or wrong.response is None:
-        problems.append("a login attempt got no reply")
-    elif reply_fields(denied.response) != reply_fields(wrong.response):
-        problems.append(f"replies differ: ACL refusal {reply_fields(denied.response)} vs wrong "
-                        f"password {reply_fields(wrong.response)}")
-    if denied.closed != wrong.closed:
-        problems.append("one refusal closes the connection and the other does not")
-    if abs(denied.elapsed - wrong.elapsed) > MAX_DELAY_DIFFERENCE:
-        problems.append(f"delays differ by more than {MAX_DELAY_DIFFERENCE} s")
+    problems = refusal_differences(denied, wrong, ("ACL refusal", "wrong password"),
+                                   both_close=False)
     assert not problems, (
         "an ACL refusal can be told apart from a wrong password: " + "; ".join(problems)
         + f"\n  ACL refusal from {outside}: {denied}\n  wrong password from {local}: {wrong}"
