@@ -248,6 +248,19 @@ _ENTRIES: Final[tuple[Requirement, ...]] = (
         "In PBX Settings > AMI, change the password of the reported user at once to a long "
         "random one and update its clients.",
     ),
+    Requirement(
+        "AMI-AUTH-008",
+        "Only the lower-case MD5 key of the session's current challenge logs in; a wrong "
+        "key, a key for another challenge, an upper-case key or a key without a challenge "
+        "is refused like a wrong password",
+        "AUTH",
+        _H,
+        f"{_AST}: authenticate (Key compared with strcmp against the lower-case hex "
+        "md5(challenge + secret) of the session's own challenge)",
+        f"{_FIRMWARE}; until it is fixed, have AMI clients log in with a plain Secret over "
+        "TLS and block MD5 logins (AuthType: MD5) at a firewall or proxy in front of the AMI "
+        "port.",
+    ),
     # --- TLS -----------------------------------------------------------------------------
     Requirement(
         "AMI-TLS-001",

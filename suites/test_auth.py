@@ -17,17 +17,19 @@ from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError, ConnectError, ConnectionClosedError
 from amicheck.plugin import Target
 from amicheck.profile import Profile
+from amicheck.redaction import md5_key
 
 from ._support import (
     CLOSE_TIMEOUT,
     STEP_TIMEOUT,
     LoginAttempt,
     attempt_login,
+    attempt_md5_login,
+    challenge,
     concurrently,
     describe,
     is_denied,
     known_users,
-    md5_key,
     refusal_differences,
     run_probe,
 )
@@ -228,3 +230,61 @@ def test_weak_passwords(
                 f"user {user.username} logs in with guess #{index} of the weak-password list "
                 f"(found after {attempts} attempts)"
             )
+
+
+@pytest.mark.requirement("AMI-AUTH-008")
+def test_md5_wrong_keys_refused(
+    ami_profile: Profile, ami_connect: Callable[..., AmiClient]
+) -> None:
+    """Only the lower-case key of the session's current challenge logs in: a wrong key, a key
+    for another challenge, the upper-case key and a key without a Challenge are each refused
+    exactly like a wrong plain password (reply, close, delay), each on a fresh connection."""
+    username, secret = _first_known(ami_profile)
+    right = attempt_md5_login(ami_connect, username, lambda cs: md5_key(cs[-1], secret),
+                              wait_close=False)
+    if not right.ok:
+        pytest.skip(f"the right MD5 key for {username} is refused ({right}; AMI-AUTH-003), "
+                    "so a refused wrong key proves nothing")
+    other = ami_connect()  # another session's challenge, valid while that session lives
+    other_challenge = challenge(other)
+    if other_challenge is None:
+        pytest.skip("a second session got no MD5 challenge (AMI-AUTH-003)")
+
+    def first_of_two(cs: list[str]) -> str | None:
+        # Asterisk keeps a session's first challenge: then the first key is the right one.
+        return None if cs[0] == cs[-1] else md5_key(cs[0], secret)
+
+    cases: dict[str, tuple[int, Callable[[list[str]], str | None]]] = {
+        "a wrong key": (1, lambda cs: md5_key(cs[-1], WRONG_SECRET)),
+        "the key for the first of two different Challenges": (2, first_of_two),
+        "the key for another session's challenge": (
+            1, lambda cs: md5_key(other_challenge, secret)),
+        "the upper-case hex form of the right key": (
+            1, lambda cs: md5_key(cs[-1], secret).upper()),
+        "the key md5(secret) with no Challenge asked": (0, lambda cs: md5_key("", secret)),
+    }
+    calls = [partial(attempt_login, ami_connect, username, WRONG_SECRET)] + [
+        partial(attempt_md5_login, ami_connect, username, key, challenges=n)
+        for n, key in cases.values()
+    ]
+    wrong, *results = concurrently(*calls)
+    other.close()
+    assert isinstance(wrong, LoginAttempt)
+    problems = []
+    for label, attempt in zip(cases, results, strict=True):
+        assert isinstance(attempt, LoginAttempt)
+        if attempt.error.startswith("no challenge"):
+            pytest.skip(f"{label}: the target gave no MD5 challenge (AMI-AUTH-003)")
+        if attempt.error == "not applicable":
+            continue
+        if attempt.ok:
+            problems.append(f"{label} was ACCEPTED: {attempt}")
+            continue
+        diff = refusal_differences(attempt, wrong, (label, "wrong password"), both_close=True)
+        if diff:
+            problems.append(f"{label} is refused unlike a wrong password: {'; '.join(diff)}"
+                            f" ({attempt}; wrong password: {wrong})")
+    assert not problems, (
+        f"MD5 login as {username} is not bound to the session's challenge and key:\n"
+        + "\n".join(problems)
+    )

@@ -5,11 +5,15 @@ real device; a target that hangs; a target that drops the connection).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import re
+import secrets
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +23,7 @@ import pytest
 # Imported before any in-process run (see tests/test_faults.py).
 import amicheck.client
 import amicheck.plugin
+import amicheck.stats
 import amicheck.tlsaudit  # noqa: F401
 from amicheck import requirements
 from amicheck.profile import default_profile
@@ -104,7 +109,8 @@ def test_reply_helpers() -> None:
     assert _support.reply_fields(denied) == _support.reply_fields(other)
     assert _support.describe(denied) == "Response: Error / Message: Permission denied"
     assert _support.describe(None) == "no reply"
-    assert _support.md5_key("1234", "secret") == hashlib.md5(b"1234secret").hexdigest()
+    assert not hasattr(_support, "md5_key")  # one definition: amicheck.redaction.md5_key
+    assert _support.percentile is amicheck.stats.percentile
 
 
 # --- fake targets -------------------------------------------------------------------------------
@@ -304,3 +310,130 @@ def test_tls_disabled_profile(pytester: pytest.Pytester) -> None:
             "test_plaintext_on_tls_port", "test_plaintext_next_to_tls",
             "test_pipelined_tls"} <= set(skipped)
     assert all("TLS" in reason for reason in skipped.values()), skipped
+
+
+# --- MD5 login bypasses (AMI-AUTH-008) ----------------------------------------------------------
+
+FAKE_DELAY = 0.4
+_serving = contextlib.contextmanager(_serve)
+
+
+#: (key, this session's challenges, secret, every challenge issued) -> accepted?
+KeyJudge = Callable[[str, list[str], str, set[str]], bool]
+
+
+def _md5_server(accepts: KeyJudge, *, renew: bool = False) -> Callable[[socket.socket], None]:
+    """A fake AMI that checks plain Secrets like Asterisk (delay, Authentication failed,
+    close) and lets ``accepts`` judge MD5 Keys; ``renew``: a new challenge per Challenge."""
+    users = {u.username.lower(): u.secret or "" for u in default_profile().users}
+    issued: set[str] = set()
+
+    def run(conn: socket.socket) -> None:
+        conn.settimeout(10)
+        mine: list[str] = []
+        buf = b""
+        try:
+            conn.sendall(BANNER)
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                fields = {}
+                for line in head.decode().split("\r\n"):
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                aid = fields.get("actionid", "")
+                action = fields.get("action", "").lower()
+                if action == "challenge":
+                    if renew or not mine:
+                        mine.append(str(secrets.randbelow(900_000_000) + 100_000_000))
+                        issued.add(mine[-1])
+                    reply = f"Response: Success\r\nActionID: {aid}\r\nChallenge: {mine[-1]}"
+                elif action == "login":
+                    secret = users.get(fields.get("username", "").lower())
+                    if secret is None:
+                        ok = False
+                    elif fields.get("authtype", "").lower() == "md5":
+                        ok = accepts(fields.get("key", ""), mine, secret, issued)
+                    else:
+                        ok = fields.get("secret") == secret
+                    if not ok:
+                        time.sleep(FAKE_DELAY)
+                        conn.sendall(f"Response: Error\r\nActionID: {aid}\r\n"
+                                     "Message: Authentication failed\r\n\r\n".encode())
+                        return
+                    reply = (f"Response: Success\r\nActionID: {aid}\r\n"
+                             "Message: Authentication accepted")
+                else:
+                    reply = f"Response: Success\r\nActionID: {aid}\r\nPing: Pong"
+                conn.sendall(reply.encode() + b"\r\n\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    return run
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _right(key: str, mine: list[str], secret: str, _issued: set[str]) -> bool:
+    return bool(mine) and key == _md5(mine[-1] + secret)
+
+
+WRONG_KEY = "a wrong key was ACCEPTED"
+OTHER_SESSION = "the key for another session's challenge was ACCEPTED"
+UPPER_CASE = "the upper-case hex form of the right key was ACCEPTED"
+NO_CHALLENGE = "the key md5(secret) with no Challenge asked was ACCEPTED"
+STALE = "the key for the first of two different Challenges was ACCEPTED"
+#: fake target -> (how it judges a Key, the cases the check must name as accepted).
+MD5_SERVERS: dict[str, tuple[KeyJudge, set[str]]] = {
+    "any-key": (lambda key, c, s, i: bool(key),
+                {WRONG_KEY, OTHER_SESSION, UPPER_CASE, NO_CHALLENGE}),
+    "uppercase": (lambda key, c, s, i: _right(key.lower(), c, s, i), {UPPER_CASE}),
+    "no-challenge": (lambda key, c, s, i: _right(key, c, s, i) or (not c and key == _md5(s)),
+                     {NO_CHALLENGE}),
+    "any-challenge": (lambda key, c, s, i: bool(c) and any(key == _md5(x + s) for x in i),
+                      {OTHER_SESSION}),
+    "stale-challenge": (lambda key, c, s, i: any(key == _md5(x + s) for x in c), {STALE}),
+}
+#: Fakes that hand out a new challenge for every Challenge (as the stale-key case needs).
+RENEWING = {"stale-challenge"}
+
+
+@pytest.mark.parametrize("kind", sorted(MD5_SERVERS))
+def test_md5_bypass_fails_auth_008(pytester: pytest.Pytester, kind: str) -> None:
+    """A target that lets a bad MD5 key in fails AMI-AUTH-008, naming the accepted case."""
+    accepts, expected = MD5_SERVERS[kind]
+    with _serving(_md5_server(accepts, renew=kind in RENEWING)) as port:
+        result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys")
+    failures = _failures(result)
+    assert set(failures) == {"test_md5_wrong_keys_refused"}, sorted(failures)
+    text = failures["test_md5_wrong_keys_refused"]
+    pattern = r"^E {2,}(?!assert )([a-z][^\[\]]*? was ACCEPTED): Response"
+    accepted = set(re.findall(pattern, text, re.MULTILINE))
+    assert accepted == expected, text[-1500:]  # only the bypass this target has
+
+
+def test_md5_compliant_target_passes_auth_008(pytester: pytest.Pytester) -> None:
+    """The same fake, judging keys as Asterisk does, passes (with a challenge kept per
+    session, and renewed per Challenge); so does the simulator."""
+    for renew in (False, True):
+        with _serving(_md5_server(_right, renew=renew)) as port:
+            result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys")
+        result.assert_outcomes(passed=1)
+    result = _run_against(pytester, "sim", "-k", "md5_wrong_keys", "--ami-fail-delay", "0.4")
+    result.assert_outcomes(passed=1)
+
+
+def test_md5_right_key_refused_skips(pytester: pytest.Pytester) -> None:
+    """A target refusing every MD5 key has no bypass to find: skipped with the reason."""
+    with _serving(_md5_server(lambda key, c, s, i: False)) as port:
+        result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*right MD5 key*refused*AMI-AUTH-003*"])
