@@ -23,6 +23,7 @@ import pytest
 # Imported before any in-process run (see tests/test_faults.py).
 import amicheck.client
 import amicheck.plugin
+import amicheck.profile
 import amicheck.stats
 import amicheck.tlsaudit  # noqa: F401
 from amicheck import requirements
@@ -437,3 +438,101 @@ def test_md5_right_key_refused_skips(pytester: pytest.Pytester) -> None:
         result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*right MD5 key*refused*AMI-AUTH-003*"])
+
+
+# --- where the harness may log in from (issue 9: the AMI-PRV-007 false alarm) -------------------
+
+
+def _user(name: str, *permitted: str) -> amicheck.profile.User:
+    return amicheck.profile.User(name, "Pass-w0rd1", tuple(permitted), ("reporting",))
+
+
+def test_sources_leave_out_users_the_harness_cannot_be() -> None:
+    here, there, elsewhere = (_user("localuser1", "127.0.0.1/255.255.255.255"),
+                              _user("outsideuser1", "127.0.0.2/255.255.255.255"),
+                              _user("aclblocked1", "127.0.0.3/255.255.255.255"))
+    sources = _support.Sources("127.0.0.1", "127.0.0.2")
+    assert sources.reachable([here, there, elsewhere], "user") == [(here, None),
+                                                                   (there, "127.0.0.2")]
+    no_outside = _support.Sources("127.0.0.1", None)
+    assert no_outside.reachable([here, there], "user") == [(here, None)]
+    with pytest.raises(pytest.skip.Exception, match=r"no user may log in from 127\.0\.0\.1 "
+                       r"\(left out: outsideuser1, aclblocked1\)"):
+        no_outside.reachable([there, elsewhere], "user")
+
+
+def _profile_with(pytester: pytest.Pytester, extra: str) -> Path:
+    prof = default_profile()
+    assert prof.path is not None
+    path = pytester.path / "with-users.toml"
+    path.write_text(prof.path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return path
+
+
+BLOCKED_USERS = """
+[[users]]
+username = "aclblocked1"
+secret = "Bl0cked-Pass1"
+permitted = ["127.0.0.2/255.255.255.255"]
+privileges = ["reporting"]
+
+[[users]]
+username = "aclblocked2"
+secret = "Bl0cked-Pass2"
+permitted = ["127.0.0.3/255.255.255.255"]
+privileges = ["call"]
+"""
+
+
+def test_users_permitted_elsewhere_are_no_failure(pytester: pytest.Pytester) -> None:
+    """Users permitted only from the outside source (or from nowhere the harness has) make
+    no check fail: they log in from the outside source, or are left out."""
+    path = _profile_with(pytester, BLOCKED_USERS)
+    result = _run_against(pytester, "sim", "--ami-profile", str(path), "-m", "not slow",
+                          "--ami-fail-delay", "0.4", "-k", "PRV or AUTH or ACL or privileges "
+                          "or auth or acl")
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    assert not {r.nodeid: r.longreprtext[-600:] for r in reports if r.failed}
+    passed = {r.nodeid.rsplit("::", 1)[1] for r in reports if r.passed and r.when == "call"}
+    assert {"test_getconfig_confined", "test_action_classes", "test_listcommands_filtered",
+            "test_md5_wrong_keys_refused", "test_permitted_list_enforced"} <= passed
+
+
+TEMP_USER_CHECKS = '''
+import pytest
+from amicheck.redaction import derived_secrets
+from ._support import attempt_login
+
+@pytest.mark.requirement("AMI-ACL-002")
+def test_made(ami_temp_user, ami_connect, ami_target):
+    user = ami_temp_user(privileges=("reporting",))
+    assert user.secret in derived_secrets()
+    assert ami_target.sim.profile.user(user.username) is not None
+    assert attempt_login(ami_connect, user.username, user.secret, wait_close=False).ok
+    named = ami_temp_user("tmpnamed01", permitted=(), secret="Gu3ss-Me1")
+    assert not attempt_login(ami_connect, named.username, "Gu3ss-Me1").ok  # empty list
+    pytest.temp_names = [user.username, named.username]
+
+@pytest.mark.requirement("AMI-ACL-001")
+def test_gone_after_teardown(ami_sim):
+    assert [n for n in pytest.temp_names if ami_sim.profile.user(n) is not None] == []
+'''
+
+
+def test_ami_temp_user_fixture(pytester: pytest.Pytester) -> None:
+    """The suites' temporary users exist for their test only; a real target skips."""
+    pkg = pytester.path / "probe_pkg"
+    pkg.mkdir()
+    for name in ("__init__.py", "_support.py", "conftest.py"):
+        (pkg / name).write_text((SUITES / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (pkg / "test_temp.py").write_text(TEMP_USER_CHECKS, encoding="utf-8")
+    result = pytester.runpytest_inprocess(str(pkg), "-p", "no:cacheprovider",
+                                          "--ami-report-dir", str(pytester.path / "r"))
+    result.assert_outcomes(passed=2)
+    port, tls_port, stock_port = _free_ports(3)
+    with Simulator(default_profile(), port=port, tls_port=tls_port, fail_delay=0.4):
+        result = pytester.runpytest_inprocess(
+            str(pkg), "-p", "no:cacheprovider", "-rs", "-k", "made",
+            "--ami-target", f"127.0.0.1:{port}", "--ami-report-dir", str(pytester.path / "r"))
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*temporary AMI user*only on the embedded simulator*"])
