@@ -536,3 +536,18 @@ def test_ami_temp_user_fixture(pytester: pytest.Pytester) -> None:
             "--ami-target", f"127.0.0.1:{port}", "--ami-report-dir", str(pytester.path / "r"))
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*temporary AMI user*only on the embedded simulator*"])
+
+
+def test_catalogue_file_is_validated() -> None:
+    """The catalogue's data file: exactly the five keys per entry, known severities."""
+    good = ('[[requirement]]\nid = "AMI-CFG-001"\ntitle = "t"\nseverity = "low"\n'
+            'source = "s"\nremediation = "r."\n')
+    (req,) = requirements._load(good)
+    assert (req.id, req.area, req.severity) == ("AMI-CFG-001", "CFG", Severity.LOW)
+    with pytest.raises(ValueError, match=r"requirement\[0\]: needs exactly the keys"):
+        requirements._load(good.replace('title = "t"\n', ""))
+    with pytest.raises(ValueError, match="'urgent' is not a valid Severity"):
+        requirements._load(good.replace('"low"', '"urgent"'))
+    with pytest.raises(ValueError, match="ID must be AMI-CFG-NNN"):
+        requirements._load(good.replace("AMI-CFG-001", "AMI-CFG-ABC"))
+    assert requirements.get("AMI-AUTH-008").severity is Severity.HIGH
