@@ -295,22 +295,13 @@ def _user(raw: Any, index: int, env: Mapping[str, str], problems: list[str]) -> 
 _CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\0": "NUL", "\t": "TAB", "\x7f": "DEL"}
 
 
-def _control_char(value: str) -> str | None:
-    """The name of the first control character in ``value`` (C0 or DEL), or None.
-
-    A CR or LF in a banner, username or secret would split an AMI line: the simulator would
-    send a broken banner and a login would inject headers.
-    """
-    for ch in value:
-        if ch < " " or ch == "\x7f":
-            return _CONTROL_NAMES.get(ch, f"0x{ord(ch):02x}")
-    return None
-
-
 def _text_problems(where: str, value: str, *, secret: bool = False) -> list[str]:
-    name = _control_char(value)
-    if name is None:
+    """A problem if ``value`` holds a control character (C0 or DEL): a CR or LF in a banner,
+    username or secret would split an AMI line (a broken banner, injected login headers)."""
+    bad = next((ch for ch in value if ch < " " or ch == "\x7f"), None)
+    if bad is None:
         return []
+    name = _CONTROL_NAMES.get(bad, f"0x{ord(bad):02x}")
     shown = "" if secret else f" ({value[:40]!r})"
     return [f"{where}: contains the control character {name}{shown}; AMI text must be one line"]
 
@@ -318,10 +309,9 @@ def _text_problems(where: str, value: str, *, secret: bool = False) -> list[str]
 def _value_problems(doc: Mapping[str, Any]) -> list[str]:
     """Problems in values that typed fine: control characters, NaN/inf/negative numbers."""
     out: list[str] = []
-    tables = {k: doc.get(k) for k in ("target", "settings", "thresholds")}
-    target = tables["target"] if isinstance(tables["target"], dict) else {}
-    settings = tables["settings"] if isinstance(tables["settings"], dict) else {}
-    thresholds = tables["thresholds"] if isinstance(tables["thresholds"], dict) else {}
+    target, settings, thresholds = (
+        t if isinstance(t := doc.get(k), dict) else {} for k in ("target", "settings", "thresholds")
+    )
     for key in ("name", "host"):
         if isinstance(target.get(key), str):
             out += _text_problems(f"target.{key}", target[key])
