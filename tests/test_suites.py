@@ -523,7 +523,7 @@ def test_ami_temp_user_fixture(pytester: pytest.Pytester) -> None:
     """The suites' temporary users exist for their test only; a real target skips."""
     pkg = pytester.path / "probe_pkg"
     pkg.mkdir()
-    for name in ("__init__.py", "_support.py", "conftest.py"):
+    for name in ("__init__.py", "_support.py", "_access.py", "conftest.py"):
         (pkg / name).write_text((SUITES / name).read_text(encoding="utf-8"), encoding="utf-8")
     (pkg / "test_temp.py").write_text(TEMP_USER_CHECKS, encoding="utf-8")
     result = pytester.runpytest_inprocess(str(pkg), "-p", "no:cacheprovider",
