@@ -1,33 +1,81 @@
-"""Secrets and values derived from them, known process-wide, for redaction.
+"""Secrets and values derived from them, known process-wide, and masking them in any output.
 
 An MD5 login key is password-equivalent (md5(challenge + secret) can be cracked offline
 with the challenge beside it), so every place that computes one goes through
 :func:`md5_key`, which registers the key; report, log and capture writers mask everything
-:func:`derived_secrets` returns, next to the profile's raw secrets.
+:func:`derived_secrets` returns, next to the profile's raw secrets and their hex and base64
+encodings (:func:`secret_forms`). :func:`scrub_text` masks them in text, :func:`scrub_report`
+in a pytest report (traceback with ``-l`` locals and ``-vv`` diffs, captured output and logs,
+user properties) before any reporter sees it.
+
+Matching is by overlapping occurrence, and the union of all occurrences is masked, so a
+secret that overlaps another cannot leave a tail behind. Hex forms (MD5 keys, hex-encoded
+secrets) are found case-insensitively through one scan for hex runs plus set look-ups, so the
+cost does not grow with the number of registered keys.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import re
 import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["md5_key", "register_derived", "derived_secrets"]
+if TYPE_CHECKING:  # the protocol side never imports pytest
+    import pytest
 
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LEN",
+    "md5_key",
+    "register_derived",
+    "derived_secrets",
+    "derived_version",
+    "secret_forms",
+    "Matcher",
+    "matcher",
+    "scrub_text",
+    "scrub_bytes",
+    "scrub_report",
+]
+
+#: What a secret value becomes.
+MASK = "********"
+#: Shorter values are not searched for in free text: masking every ``ab`` would destroy the
+#: output, and the profile rules refuse such secrets anyway (``Secret:``/``Key:`` values are
+#: masked by position whatever their length).
+MIN_SECRET_LEN = 4
+#: Hex forms shorter than this are matched as literals, not through the hex-run scan.
+_HEX_MIN = 8
 #: Bound on remembered derived values (a long run computes a few per MD5 check).
 MAX_DERIVED = 100_000
 
 _lock = threading.Lock()
 _derived: dict[str, None] = {}
+_version = 0  # bumped on every registration: matchers built earlier are stale
+_HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 
 
 def register_derived(value: str) -> None:
     """Remember ``value`` as secret-derived: writers must mask it wherever it appears."""
+    global _version
     if not value:
         return
     with _lock:
+        if value in _derived:
+            return
         if len(_derived) >= MAX_DERIVED:
             _derived.pop(next(iter(_derived)))
         _derived[value] = None
+        _version += 1
+
+
+def derived_version() -> int:
+    """A number that changes whenever a derived value is registered (for caches)."""
+    return _version
 
 
 def derived_secrets() -> frozenset[str]:
@@ -41,3 +89,226 @@ def md5_key(challenge: str, secret: str) -> str:
     key = hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
     register_derived(key)
     return key
+
+
+def _encodings(secret: str) -> set[str]:
+    raw = secret.encode("utf-8", "surrogateescape")
+    forms = {secret, raw.hex(), raw.hex().upper()}
+    for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = enc.decode("ascii")
+        forms.add(text)
+        forms.add(text.rstrip("="))
+    return forms
+
+
+def secret_forms(secrets: Iterable[str]) -> set[str]:
+    """Every string to mask: each secret, its hex (lower/upper) and base64 (std/urlsafe,
+    padded or not) forms, and every registered derived value (also upper/lower-cased)."""
+    forms: set[str] = set()
+    for s in secrets:
+        if s:
+            forms |= _encodings(s)
+    for d in derived_secrets():
+        forms.update((d, d.lower(), d.upper()))
+    forms.discard("")
+    return forms
+
+
+_HEX_RUN_TEXT = re.compile(rf"[0-9A-Fa-f]{{{_HEX_MIN},}}")
+_HEX_RUN_BYTES = re.compile(_HEX_RUN_TEXT.pattern.encode("ascii"))
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+class Matcher:
+    """Finds every occurrence of a fixed set of forms in text or bytes.
+
+    Literal forms are searched with ``str.find`` (C speed, overlaps found); hex forms with
+    one regex scan for runs of hex digits, each window of a known length looked up in a set
+    (lower-cased: any letter case matches).
+    """
+
+    __slots__ = ("_lit", "_blit", "_hex", "_bhex", "longest", "empty")
+
+    def __init__(self, forms: Iterable[str]) -> None:
+        lits: set[str] = set()
+        hexes: dict[int, set[str]] = {}
+        for f in forms:
+            if len(f) < MIN_SECRET_LEN:
+                continue
+            if len(f) >= _HEX_MIN and _HEX_CHARS.issuperset(f):
+                hexes.setdefault(len(f), set()).add(f.lower())
+            else:
+                lits.add(f)
+        self._lit = sorted(lits, key=len, reverse=True)
+        self._blit = [s.encode("utf-8", "surrogateescape") for s in self._lit]
+        self._hex = {n: frozenset(v) for n, v in sorted(hexes.items())}
+        self._bhex = {n: frozenset(x.encode("ascii") for x in v) for n, v in self._hex.items()}
+        lengths = [len(b) for b in self._blit] + list(self._hex)
+        #: the longest form in bytes (what a split-aware caller must keep of earlier data)
+        self.longest = max(lengths, default=0)
+        self.empty = not lengths
+
+    def spans(self, data: str | bytes) -> list[tuple[int, int]]:
+        """Merged ``(start, end)`` ranges of ``data`` covered by any form."""
+        if self.empty or not data:
+            return []
+        spans: list[tuple[int, int]] = []
+        if isinstance(data, str):
+            self._find(data, self._lit, spans)
+            self._find_hex(data, _HEX_RUN_TEXT, self._hex, spans)
+        else:
+            self._find(data, self._blit, spans)
+            self._find_hex(data, _HEX_RUN_BYTES, self._bhex, spans)
+        return _merge(spans) if spans else spans
+
+    @staticmethod
+    def _find(data: Any, lits: list[Any], spans: list[tuple[int, int]]) -> None:
+        for lit in lits:
+            at = data.find(lit)
+            while at >= 0:
+                spans.append((at, at + len(lit)))
+                at = data.find(lit, at + 1)
+
+    @staticmethod
+    def _find_hex(data: Any, run: re.Pattern[Any], table: dict[int, frozenset[Any]],
+                  spans: list[tuple[int, int]]) -> None:
+        if not table:
+            return
+        for m in run.finditer(data):
+            a, b = m.span()
+            text = data[a:b].lower()
+            for n, known in table.items():
+                if n > b - a:
+                    break
+                for i in range(b - a - n + 1):
+                    if text[i:i + n] in known:
+                        spans.append((a + i, a + i + n))
+
+    def sub(self, data: Any, mask: Any) -> Any:
+        """``data`` (str or bytes) with every covered range replaced by ``mask``."""
+        spans = self.spans(data)
+        if not spans:
+            return data
+        out = []
+        pos = 0
+        for a, b in spans:
+            out.append(data[pos:a])
+            out.append(mask)
+            pos = b
+        out.append(data[pos:])
+        return data[:0].join(out)
+
+
+_cache_lock = threading.Lock()
+_cache: dict[frozenset[str], tuple[int, Matcher]] = {}
+_CACHE_MAX = 64
+
+
+def matcher(secrets: Iterable[str]) -> Matcher:
+    """The (cached) :class:`Matcher` for ``secret_forms(secrets)`` as of now."""
+    key = frozenset(s for s in secrets if s)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] == _version:
+        return hit[1]
+    version = _version
+    built = Matcher(secret_forms(key))
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = (version, built)
+    return built
+
+
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret, encoding of one and derived value masked as ``********``."""
+    if not text:
+        return text
+    result: str = matcher(secrets).sub(text, MASK)
+    return result
+
+
+def scrub_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """:func:`scrub_text` for bytes (pcap payloads, raw logs)."""
+    if not data:
+        return data
+    result: bytes = matcher(secrets).sub(data, MASK.encode("ascii"))
+    return result
+
+
+# --- pytest reports ----------------------------------------------------------------------------
+
+
+def _scrub_obj(obj: Any, m: Matcher, depth: int = 0) -> Any:
+    """Scrub str leaves of plain containers and of pytest's repr dataclasses, in place."""
+    if isinstance(obj, str):
+        return m.sub(obj, MASK)
+    if depth > 12 or obj is None or isinstance(obj, (int, float, bool)):
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_scrub_obj(x, m, depth + 1) for x in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_scrub_obj(x, m, depth + 1) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _scrub_obj(v, m, depth + 1) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            new = _scrub_obj(value, m, depth + 1)
+            if new is not value:
+                object.__setattr__(obj, f.name, new)  # pytest's repr classes are frozen-ish
+        return obj
+    return obj
+
+
+def _render(longrepr: Any) -> str:
+    if isinstance(longrepr, tuple):
+        return " ".join(str(x) for x in longrepr)
+    return str(longrepr)
+
+
+def scrub_report(report: pytest.TestReport | pytest.CollectReport, secrets: Iterable[str]) -> None:
+    """Mask every secret form and derived value in ``report`` before any reporter reads it.
+
+    Covers ``longrepr`` (traceback lines, ``-l`` locals, ``-vv`` diffs, the crash message,
+    chained exceptions, the skip tuple), ``sections`` (captured stdout/stderr/log) and
+    ``user_properties`` values. The traceback object is kept when its parts can be scrubbed
+    (so the terminal summary keeps its crash line); if anything still shows after that, it
+    becomes the scrubbed rendered text.
+    """
+    m = matcher(secrets)
+    if m.empty:
+        return
+    longrepr = report.longrepr
+    if longrepr is not None:
+        if isinstance(longrepr, str):
+            report.longrepr = m.sub(longrepr, MASK)
+        elif m.spans(_render(longrepr)):
+            if isinstance(longrepr, tuple):
+                report.longrepr = _scrub_obj(longrepr, m)
+            else:
+                try:
+                    _scrub_obj(longrepr, m)
+                except Exception:  # noqa: BLE001 - fall back to plain text below
+                    pass
+                text = _render(report.longrepr)
+                if m.spans(text):
+                    report.longrepr = m.sub(text, MASK)
+    sections = getattr(report, "sections", None)
+    if sections:
+        report.sections = [(m.sub(t, MASK), m.sub(c, MASK)) for t, c in sections]
+    props = getattr(report, "user_properties", None)
+    if props:
+        setattr(report, "user_properties", [(n, _scrub_obj(v, m)) for n, v in props])
