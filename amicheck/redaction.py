@@ -309,6 +309,6 @@ def scrub_report(report: pytest.TestReport | pytest.CollectReport, secrets: Iter
     sections = getattr(report, "sections", None)
     if sections:
         report.sections = [(m.sub(t, MASK), m.sub(c, MASK)) for t, c in sections]
-    props = getattr(report, "user_properties", None)
-    if props:
-        setattr(report, "user_properties", [(n, _scrub_obj(v, m)) for n, v in props])
+    if isinstance(getattr(report, "user_properties", None), list):
+        props: list[tuple[str, object]] = report.user_properties
+        props[:] = [(n, _scrub_obj(v, m)) for n, v in props]
