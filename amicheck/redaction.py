@@ -34,6 +34,8 @@ __all__ = [
     "register_derived",
     "derived_secrets",
     "derived_version",
+    "register_challenge",
+    "challenges_seen",
     "secret_forms",
     "Matcher",
     "matcher",
@@ -55,8 +57,19 @@ MAX_DERIVED = 100_000
 
 _lock = threading.Lock()
 _derived: dict[str, None] = {}
-_version = 0  # bumped on every registration: matchers built earlier are stale
+_version = 0  # bumped when matchers built earlier are stale (a new non-hex derived value)
+#: hex derived values (MD5 keys), lower-cased by length: looked up live by every matcher
+_derived_hex: dict[int, set[str]] = {}
+#: Bound on remembered challenges (each costs one md5 per secret, once).
+MAX_CHALLENGES = 10_000
+_challenges: list[str] = []
+_challenge_set: set[str] = set()
+_challenge_keys: dict[frozenset[str], tuple[int, set[str]]] = {}
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_hex(value: str) -> bool:
+    return len(value) >= _HEX_MIN and _HEX_CHARS.issuperset(value)
 
 
 def register_derived(value: str) -> None:
@@ -69,12 +82,63 @@ def register_derived(value: str) -> None:
             return
         if len(_derived) >= MAX_DERIVED:
             _derived.pop(next(iter(_derived)))
+            _rebuild_hex_locked()
         _derived[value] = None
-        _version += 1
+        if _is_hex(value):
+            _derived_hex.setdefault(len(value), set()).add(value.lower())
+        else:
+            _version += 1  # literal forms live in the matchers: they are stale now
+
+
+def _rebuild_hex_locked() -> None:
+    _derived_hex.clear()
+    for v in _derived:
+        if _is_hex(v):
+            _derived_hex.setdefault(len(v), set()).add(v.lower())
+
+
+def register_challenge(challenge: str) -> None:
+    """Remember an MD5 challenge a server sent: md5(challenge + secret) is masked for every
+    secret a writer knows, even where a key was computed without :func:`md5_key`."""
+    challenge = challenge.strip()
+    if not challenge or len(challenge) > 256:
+        return
+    with _lock:
+        if challenge in _challenge_set:
+            return
+        if len(_challenges) >= MAX_CHALLENGES:
+            del _challenges[: MAX_CHALLENGES // 2]
+            _challenge_set.clear()
+            _challenge_set.update(_challenges)
+            _challenge_keys.clear()
+        _challenges.append(challenge)
+        _challenge_set.add(challenge)
+
+
+def challenges_seen() -> tuple[str, ...]:
+    """The challenges registered so far (at most :data:`MAX_CHALLENGES`, newest last)."""
+    with _lock:
+        return tuple(_challenges)
+
+
+def _keys_for(secrets: frozenset[str]) -> set[str]:
+    """md5(challenge + secret) for every registered challenge, computed once per pair."""
+    with _lock:
+        done, keys = _challenge_keys.get(secrets, (0, set()))
+        todo = _challenges[done:]
+        if todo:
+            for c in todo:
+                for sec in secrets:
+                    keys.add(hashlib.md5((c + sec).encode("utf-8", "surrogateescape"))
+                             .hexdigest())
+            if len(_challenge_keys) >= 64:
+                _challenge_keys.pop(next(iter(_challenge_keys)))
+            _challenge_keys[secrets] = (len(_challenges), keys)
+        return keys
 
 
 def derived_version() -> int:
-    """A number that changes whenever a derived value is registered (for caches)."""
+    """A number that changes whenever a matcher built earlier is stale (for caches)."""
     return _version
 
 
@@ -104,12 +168,15 @@ def _encodings(secret: str) -> set[str]:
 def secret_forms(secrets: Iterable[str]) -> set[str]:
     """Every string to mask: each secret, its hex (lower/upper) and base64 (std/urlsafe,
     padded or not) forms, and every registered derived value (also upper/lower-cased)."""
+    secrets = [s for s in secrets if s]
     forms: set[str] = set()
     for s in secrets:
-        if s:
-            forms |= _encodings(s)
+        forms |= _encodings(s)
     for d in derived_secrets():
         forms.update((d, d.lower(), d.upper()))
+    if secrets:
+        for key in _keys_for(frozenset(secrets)):
+            forms.update((key, key.upper()))
     forms.discard("")
     return forms
 
@@ -131,45 +198,70 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class Matcher:
-    """Finds every occurrence of a fixed set of forms in text or bytes.
+    """Finds every occurrence of a set of forms in text or bytes.
 
     Literal forms are searched with ``str.find`` (C speed, overlaps found); hex forms with
     one regex scan for runs of hex digits, each window of a known length looked up in a set
-    (lower-cased: any letter case matches).
+    (lower-cased: any letter case matches). Besides its own forms, a matcher looks up the
+    live registries: derived hex values and the keys of registered challenges for
+    ``secrets``, so registering a key or a challenge never needs a new matcher.
     """
 
-    __slots__ = ("_lit", "_blit", "_hex", "_bhex", "longest", "empty")
+    __slots__ = ("_lit", "_blit", "_hex", "_key", "_static_longest")
 
-    def __init__(self, forms: Iterable[str]) -> None:
+    def __init__(self, forms: Iterable[str], secrets: Iterable[str] = ()) -> None:
         lits: set[str] = set()
         hexes: dict[int, set[str]] = {}
         for f in forms:
             if len(f) < MIN_SECRET_LEN:
                 continue
-            if len(f) >= _HEX_MIN and _HEX_CHARS.issuperset(f):
+            if _is_hex(f):
                 hexes.setdefault(len(f), set()).add(f.lower())
             else:
                 lits.add(f)
         self._lit = sorted(lits, key=len, reverse=True)
         self._blit = [s.encode("utf-8", "surrogateescape") for s in self._lit]
-        self._hex = {n: frozenset(v) for n, v in sorted(hexes.items())}
-        self._bhex = {n: frozenset(x.encode("ascii") for x in v) for n, v in self._hex.items()}
+        self._hex = {n: frozenset(v) for n, v in hexes.items()}
+        self._key = frozenset(s for s in secrets if s)
         lengths = [len(b) for b in self._blit] + list(self._hex)
-        #: the longest form in bytes (what a split-aware caller must keep of earlier data)
-        self.longest = max(lengths, default=0)
-        self.empty = not lengths
+        self._static_longest = max(lengths, default=0)
+
+    def _tables(self) -> list[tuple[int, list[Any]]]:
+        tables: dict[int, list[Any]] = {n: [v] for n, v in self._hex.items()}
+        with _lock:
+            live = [(n, v) for n, v in _derived_hex.items() if v]
+            challenges = bool(_challenges)
+        for n, v in live:
+            tables.setdefault(n, []).append(v)
+        if challenges and self._key:
+            tables.setdefault(32, []).append(_keys_for(self._key))
+        return sorted(tables.items())
+
+    @property
+    def longest(self) -> int:
+        """The longest form in bytes (what a split-aware caller must keep of earlier data)."""
+        dyn = max((n for n, _ in self._tables()), default=0)
+        return max(self._static_longest, dyn)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to find (no forms, nothing registered)."""
+        return not self._static_longest and not self._tables()
 
     def spans(self, data: str | bytes) -> list[tuple[int, int]]:
         """Merged ``(start, end)`` ranges of ``data`` covered by any form."""
-        if self.empty or not data:
+        if not data:
             return []
         spans: list[tuple[int, int]] = []
+        tables = self._tables()
         if isinstance(data, str):
             self._find(data, self._lit, spans)
-            self._find_hex(data, _HEX_RUN_TEXT, self._hex, spans)
+            if tables:
+                self._find_hex(data, _HEX_RUN_TEXT, tables, spans)
         else:
             self._find(data, self._blit, spans)
-            self._find_hex(data, _HEX_RUN_BYTES, self._bhex, spans)
+            if tables:
+                self._find_hex(data, _HEX_RUN_BYTES, tables, spans)
         return _merge(spans) if spans else spans
 
     @staticmethod
@@ -181,18 +273,19 @@ class Matcher:
                 at = data.find(lit, at + 1)
 
     @staticmethod
-    def _find_hex(data: Any, run: re.Pattern[Any], table: dict[int, frozenset[Any]],
+    def _find_hex(data: Any, run: re.Pattern[Any], tables: list[tuple[int, list[Any]]],
                   spans: list[tuple[int, int]]) -> None:
-        if not table:
-            return
         for m in run.finditer(data):
             a, b = m.span()
             text = data[a:b].lower()
-            for n, known in table.items():
+            if isinstance(text, bytes):
+                text = text.decode("ascii")
+            for n, sets in tables:
                 if n > b - a:
                     break
                 for i in range(b - a - n + 1):
-                    if text[i:i + n] in known:
+                    window = text[i:i + n]
+                    if any(window in known for known in sets):
                         spans.append((a + i, a + i + n))
 
     def sub(self, data: Any, mask: Any) -> Any:
@@ -223,7 +316,9 @@ def matcher(secrets: Iterable[str]) -> Matcher:
     if hit is not None and hit[0] == _version:
         return hit[1]
     version = _version
-    built = Matcher(secret_forms(key))
+    static = set().union(*(_encodings(s) for s in key)) if key else set()
+    static |= {d for d in derived_secrets() if not _is_hex(d)}
+    built = Matcher(static, key)
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.pop(next(iter(_cache)))

@@ -12,6 +12,7 @@ writes included).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,7 @@ _CRF_KEYS = (*SECRET_KEYS, b"response:")
 _CRF_NAME = b"challengeresponsefailed"
 _EVENT_KEY = b"event:"
 _EVENT_MAX = 64
+_CHALLENGE = re.compile(rb"(?im)^challenge:[ \t]*([^\r\n]{1,256})")
 _KEY_MAX = max(len(k) for k in _CRF_KEYS)
 #: Default bound on the bytes a transcript keeps (oldest frames are dropped first).
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -290,6 +292,9 @@ class Transcript:
         frames = self._frames
         m = self._current_matcher()
         for when, direction, data, local, remote in raw:
+            if direction is Direction.RECEIVED and (b"hallenge" in data or b"HALLENGE" in data):
+                for value in _CHALLENGE.findall(data):  # keys for it get masked everywhere
+                    redaction.register_challenge(value.decode("utf-8", "replace"))
             frame = Frame(when, direction, redactors[direction].process(data), local, remote)
             if not m.empty:
                 self._scrub(direction, frame, m)
