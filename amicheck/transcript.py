@@ -108,7 +108,7 @@ class Redactor:
     chunks, so a header split over several writes is still caught.
     """
 
-    __slots__ = ("_mode", "_head", "_crf", "_blank", "_event")
+    __slots__ = ("_mode", "_head", "_crf", "_blank", "_event", "_cr")
 
     def __init__(self) -> None:
         self._mode = _UNDECIDED
@@ -116,6 +116,7 @@ class Redactor:
         self._crf = False  # inside a ChallengeResponseFailed event
         self._blank = True  # the current line has nothing but CR so far
         self._event = b""  # the Event: value seen so far (lower-cased, bounded)
+        self._cr = False  # the masked value so far ends with CR (its LF may come next)
 
     def _tail_state(self, tail_low: bytes) -> None:
         """Set the state for a new line that starts with ``tail_low`` (no LF in it)."""
@@ -154,6 +155,7 @@ class Redactor:
         elif self._blank:
             self._crf = False  # the message ended
         self._mode, self._head, self._blank, self._event = _UNDECIDED, b"", True, b""
+        self._cr = False
 
     def _slow(self, data: bytes) -> bytes:
         out: list[bytes] = []
@@ -165,8 +167,11 @@ class Redactor:
             if self._blank and seg.strip(b"\r"):
                 self._blank = False
             if self._mode == _MASKING:
-                if nl >= 0 and seg.endswith(b"\r"):
-                    out.append(b"\r")
+                if nl >= 0:
+                    if seg.endswith(b"\r") or (not seg and self._cr):
+                        out.append(b"\r")  # the line end survives, also split from its LF
+                elif seg:
+                    self._cr = seg.endswith(b"\r")
             elif self._mode == _PLAIN:
                 out.append(seg)
             elif self._mode == _EVENT:
@@ -188,6 +193,7 @@ class Redactor:
                     if nl >= 0 and len(seg) > cut and seg.endswith(b"\r"):
                         out.append(b"\r")
                     self._mode, self._head = _MASKING, b""
+                    self._cr = len(seg) > cut and seg.endswith(b"\r")
                 elif verdict == 0:
                     out.append(seg)
                     self._mode, self._head = _PLAIN, b""
