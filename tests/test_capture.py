@@ -190,7 +190,7 @@ def _shuffled_capture(path: Path, n: int, seed: int = 7) -> bytes:
     rnd.shuffle(records)
     syn = bytes(Ether() / IP(src="127.0.0.1", dst="127.0.0.2")
                 / TCP(sport=7777, dport=41000, flags="SA", seq=isn))
-    wrpcap(str(path), [syn] + records, linktype=1)
+    wrpcap(str(path), [syn] + records, linktype=1)  # type: ignore[arg-type]  # raw frames
     return stream
 
 
