@@ -65,6 +65,7 @@ MAX_CHALLENGES = 10_000
 _challenges: list[str] = []
 _challenge_set: set[str] = set()
 _challenge_keys: dict[frozenset[str], tuple[int, set[str]]] = {}
+_gen = 0  # bumped on every registration: matchers refresh their look-up tables
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -74,12 +75,13 @@ def _is_hex(value: str) -> bool:
 
 def register_derived(value: str) -> None:
     """Remember ``value`` as secret-derived: writers must mask it wherever it appears."""
-    global _version
+    global _version, _gen
     if not value:
         return
     with _lock:
         if value in _derived:
             return
+        _gen += 1
         if len(_derived) >= MAX_DERIVED:
             _derived.pop(next(iter(_derived)))
             _rebuild_hex_locked()
@@ -100,12 +102,14 @@ def _rebuild_hex_locked() -> None:
 def register_challenge(challenge: str) -> None:
     """Remember an MD5 challenge a server sent: md5(challenge + secret) is masked for every
     secret a writer knows, even where a key was computed without :func:`md5_key`."""
+    global _gen
     challenge = challenge.strip()
     if not challenge or len(challenge) > 256:
         return
     with _lock:
         if challenge in _challenge_set:
             return
+        _gen += 1
         if len(_challenges) >= MAX_CHALLENGES:
             del _challenges[: MAX_CHALLENGES // 2]
             _challenge_set.clear()
@@ -207,7 +211,7 @@ class Matcher:
     ``secrets``, so registering a key or a challenge never needs a new matcher.
     """
 
-    __slots__ = ("_lit", "_blit", "_hex", "_key", "_static_longest")
+    __slots__ = ("_lit", "_blit", "_hex", "_key", "_static_longest", "_gen", "_cached")
 
     def __init__(self, forms: Iterable[str], secrets: Iterable[str] = ()) -> None:
         lits: set[str] = set()
@@ -219,14 +223,22 @@ class Matcher:
                 hexes.setdefault(len(f), set()).add(f.lower())
             else:
                 lits.add(f)
+        # a padded base64 form is masked through its unpadded prefix (only "=" is left)
+        lits = {f for f in lits if not (f.endswith("=") and f.rstrip("=") in lits)}
         self._lit = sorted(lits, key=len, reverse=True)
         self._blit = [s.encode("utf-8", "surrogateescape") for s in self._lit]
         self._hex = {n: frozenset(v) for n, v in hexes.items()}
         self._key = frozenset(s for s in secrets if s)
         lengths = [len(b) for b in self._blit] + list(self._hex)
         self._static_longest = max(lengths, default=0)
+        self._gen = -1
+        self._cached: list[tuple[int, list[Any]]] = []
 
     def _tables(self) -> list[tuple[int, list[Any]]]:
+        """Hex look-up tables by length, ours and the live registries' (cached per change)."""
+        gen = _gen
+        if gen == self._gen:
+            return self._cached
         tables: dict[int, list[Any]] = {n: [v] for n, v in self._hex.items()}
         with _lock:
             live = [(n, v) for n, v in _derived_hex.items() if v]
@@ -235,13 +247,15 @@ class Matcher:
             tables.setdefault(n, []).append(v)
         if challenges and self._key:
             tables.setdefault(32, []).append(_keys_for(self._key))
-        return sorted(tables.items())
+        self._cached = sorted(tables.items())
+        self._gen = gen
+        return self._cached
 
     @property
     def longest(self) -> int:
         """The longest form in bytes (what a split-aware caller must keep of earlier data)."""
-        dyn = max((n for n, _ in self._tables()), default=0)
-        return max(self._static_longest, dyn)
+        tables = self._tables()
+        return max(self._static_longest, tables[-1][0]) if tables else self._static_longest
 
     @property
     def empty(self) -> bool:
