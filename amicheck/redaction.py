@@ -8,6 +8,10 @@ encodings (:func:`secret_forms`). :func:`scrub_text` masks them in text, :func:`
 in a pytest report (traceback with ``-l`` locals and ``-vv`` diffs, captured output and logs,
 user properties) before any reporter sees it.
 
+Keys computed without :func:`md5_key` are caught too: every ``Challenge:`` a transcript
+receives is registered (:func:`register_challenge`), and md5(challenge + secret) is masked for
+every secret a writer is given.
+
 Matching is by overlapping occurrence, and the union of all occurrences is masked, so a
 secret that overlaps another cannot leave a tail behind. Hex forms (MD5 keys, hex-encoded
 secrets) are found case-insensitively through one scan for hex runs plus set look-ups, so the
