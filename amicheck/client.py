@@ -14,10 +14,11 @@ thread-safe: one client per thread.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import TracebackType
 
 from amicheck.deadline import Deadline
@@ -27,9 +28,17 @@ from amicheck.errors import (
     ConnectionClosedError,
     RemoteProtocolError,
 )
-from amicheck.protocol import Message, MessageKind, Parser, encode
+from amicheck.protocol import Message, MessageKind, Parser
 from amicheck.protocol.grammar import BANNER_PREFIX, DEFAULT_MAX_MESSAGE_SIZE, MAX_BANNER
-from amicheck.protocol.session import ClientSession, Deviation, ListItem, Reply, State
+from amicheck.protocol.session import (
+    HEADER_COST,
+    ClientSession,
+    Deviation,
+    HeaderValue,
+    ListItem,
+    Reply,
+    State,
+)
 from amicheck.redaction import md5_key
 from amicheck.transcript import Direction, Transcript
 from amicheck.transport import RECV_SIZE, Stream, open_tcp, tls_client_context
@@ -44,7 +53,6 @@ __all__ = [
     "DEFAULT_MAX_RECEIVED",
 ]
 
-HeaderValue = str | int | Iterable[str]
 
 _EVENT = MessageKind.EVENT
 #: Default bound on unclaimed messages (mostly events) kept for wait_event/read_messages.
@@ -53,9 +61,11 @@ DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_EVENT_BYTES = 32 * 1024 * 1024
 #: Default bound on the raw bytes kept in ``received`` (framing checks read a few KB).
 DEFAULT_MAX_RECEIVED = 8 * 1024 * 1024
-#: Estimated Python overhead of one parsed header (tuple, strs, index entry), in bytes.
-_HEADER_COST = 256
 _MB = 1024 * 1024
+_INF = math.inf
+_RECEIVED = Direction.RECEIVED
+
+
 class LoginRefused(AuthenticationError):
     """The server answered Login (or Challenge) with an error; ``response`` is its reply."""
 
@@ -173,12 +183,12 @@ class AmiClient:
             action_id_prefix = f"ac{os.getpid()}-{next(self._instances)}-"
         self.session = ClientSession(action_id_prefix)  # raises ValueError on CR/LF
         self.action_id_prefix = action_id_prefix
-        self._prefixes: dict[str, bytes] = {}
         self._replies: dict[str, Reply] = {}
         self._inbox = _Inbox(max_events, max_event_bytes)
         self._head: bytearray | None = bytearray()  # bytes before the banner line ended
         self._eof_head: bytes | None = None  # what came before the peer closed, no banner
         self._received = bytearray()
+        self._buffered = 0  # parser.buffered after the last feed
         self._received_bytes: bytes | None = b""
         self._max_received = max_received
         self.received_dropped = 0
@@ -273,6 +283,7 @@ class AmiClient:
         if nl >= 0 and text.startswith(BANNER_PREFIX) and head[nl - 1:nl] == b"\r":
             self.session.receive_banner(text)
             self.parser = Parser(banner=False, max_message_size=self._max_message_size)
+            self._buffered = 0
             self._feed(bytes(head[nl + 1:]))
         else:
             self.session.receive_banner(None)
@@ -292,46 +303,6 @@ class AmiClient:
     def next_action_id(self) -> str:
         return self.session.next_action_id()
 
-    def _build(self, action: str | Message, headers: dict[str, HeaderValue],
-               ) -> tuple[bytes, str, str]:
-        """Wire bytes, ActionID and action name of what ``send`` was given."""
-        if isinstance(action, Message):
-            if headers:
-                raise TypeError("pass headers either in the Message or as keywords, not both")
-            aid = action.action_id
-            name = action.get("Action") or ""
-            if aid is None:
-                aid = self.session.next_action_id()
-                items = action.items
-                items.insert(1 if items else 0, ("ActionID", aid))
-                action = Message(items)
-            return encode(action), aid, name
-        given = headers.pop("ActionID", None)
-        if not headers and given is None:
-            # the hot path (Ping & co): a cached, already validated prefix per action name
-            prefix = self._prefixes.get(action)
-            if prefix is None:
-                if "\r" in action or "\n" in action:
-                    encode(Message([("Action", action)]))  # raises LocalProtocolError
-                prefix = f"Action: {action}\r\nActionID: ".encode()
-                self._prefixes[action] = prefix
-            aid = self.session.next_action_id()
-            return prefix + aid.encode() + b"\r\n\r\n", aid, action
-        aid = self.session.next_action_id() if given is None else str(given)
-        items = [("Action", action), ("ActionID", aid)]
-        for key, value in headers.items():
-            if isinstance(value, (str, int)):
-                items.append((key, str(value)))
-            else:
-                items.extend((key, str(v)) for v in value)
-        # Fast path for the common case (what encode() does, without building a Message):
-        # n header lines hold exactly n CRLFs unless a key or value smuggles a line end.
-        text = "".join([f"{k}: {v}\r\n" for k, v in items]) + "\r\n"
-        n = len(items) + 1
-        if text.count("\n") != n or text.count("\r") != n:
-            return encode(Message(items)), aid, action  # raises LocalProtocolError
-        return text.encode("utf-8", "surrogateescape"), aid, action
-
     def send(self, action: str | Message, /, **headers: HeaderValue) -> str:
         """Send an action without waiting; returns its ActionID (for :meth:`wait_response`).
 
@@ -341,9 +312,8 @@ class AmiClient:
         Raises:
             LocalProtocolError: a header value contains CR or LF (header injection).
         """
-        data, aid, name = self._build(action, headers)
+        aid, data = self.session.send(action, headers)
         self._replies.pop(aid, None)
-        self.session.send_action(name, aid)
         if self._record:
             self.transcript.record(Direction.SENT, data)
         self.stream.send_all(data, self.timeout)
@@ -365,11 +335,13 @@ class AmiClient:
     def _pump(self, deadline: Deadline, done: Callable[[], bool]) -> bool:
         """Read until ``done()``, end of stream or the deadline; returns ``done()``.
 
-        The one read loop of the client: every wait below is this loop with its own
-        condition, so a deadline is honoured the same way everywhere.
+        The one read loop of the client: every wait is this loop with its own condition,
+        so a deadline is honoured the same way everywhere. Per-request hot path.
         """
         recv = self.stream.recv
         remaining = deadline.remaining
+        transcript = self.transcript if self._record else None
+        rec = self._received
         while not done():
             if self._eof:
                 return False
@@ -377,7 +349,7 @@ class AmiClient:
             if left <= 0:
                 return False
             try:
-                data = recv(RECV_SIZE, None if left == float("inf") else left)
+                data = recv(RECV_SIZE, None if left == _INF else left)
             except AmiTimeoutError:
                 continue
             if not data:
@@ -385,51 +357,47 @@ class AmiClient:
                 self._end_head()
                 self.session.connection_closed()
                 return done()
-            self._take_in(data)
+            if transcript is not None:
+                transcript.record(_RECEIVED, data)
+            rec += data
+            self._received_bytes = None
+            if len(rec) > self._max_received:
+                cut = len(rec) - self._max_received // 2
+                del rec[:cut]
+                self.received_dropped += cut
+            if self._head is None:
+                self._feed(data)
+            else:
+                self._take_head(data)
         return True
 
-    def _take_in(self, data: bytes) -> None:
-        if self._record:
-            self.transcript.record(Direction.RECEIVED, data)
-        rec = self._received
-        rec += data
-        self._received_bytes = None
-        if len(rec) > self._max_received:
-            cut = len(rec) - self._max_received // 2
-            del rec[:cut]
-            self.received_dropped += cut
-        if self._head is not None:
-            self._take_head(data)
-        else:
-            self._feed(data)
-
     def _feed(self, data: bytes) -> None:
+        """Parse ``data``; keep replies and unclaimed messages the session hands back."""
         parser = self.parser
-        before = parser.buffered
         msgs = parser.feed(data)
+        before = self._buffered
+        self._buffered = after = parser.buffered
         if not msgs:
             return
         receive = self.session.receive
-        if len(msgs) == 1:
-            # one whole message per read: the request/response case; sized only if kept
+        if len(msgs) == 1:  # one whole message per read: the request/response case
             msg = msgs[0]
-            size = before + len(data) - parser.buffered + _HEADER_COST * len(msg)
-            ev = receive(msg, size)
+            wire = before + len(data) - after
+            ev = receive(msg, wire)
             if isinstance(ev, Reply):
                 self._replies[ev.request_id] = ev
             elif ev.__class__ is not ListItem:
-                self._inbox.append(msg, size)
+                self._inbox.append(msg, wire + HEADER_COST * len(msg))
             return
-        share = (before + len(data) - parser.buffered) // len(msgs)
+        share = (before + len(data) - after) // len(msgs)  # wire bytes, spread evenly
         replies = self._replies
         inbox = self._inbox
         for msg in msgs:
-            size = share + _HEADER_COST * len(msg)
-            ev = receive(msg, size)
+            ev = receive(msg, share)
             if isinstance(ev, Reply):
                 replies[ev.request_id] = ev
             elif ev.__class__ is not ListItem:
-                inbox.append(msg, size)
+                inbox.append(msg, share + HEADER_COST * len(msg))
 
     def _fail(self, deadline: Deadline) -> Exception:
         if self._eof:
@@ -454,13 +422,11 @@ class AmiClient:
         replies = self._replies
         reply = replies.pop(action_id, None)
         if reply is None:
-            pending = self.session.pending_action(action_id)
-            if pending is None:
+            if not self.session.is_pending(action_id):
                 raise KeyError(f"no pending action with ActionID {action_id!r}")
-            deadline = self._deadline(timeout, "")
+            deadline = Deadline(self.timeout if timeout is None else timeout, "")
             if not self._pump(deadline, lambda: action_id in replies):
-                pending = self.session.pending_action(action_id) or pending
-                action, listing = pending
+                action, listing = self.session.pending_action(action_id) or ("", False)
                 what = (f"the end of the {action} event list" if listing
                         else f"the response to {action or 'the action'}")
                 deadline.what = deadline.waiting_for = f"{what} (ActionID {action_id})"
@@ -529,11 +495,10 @@ class AmiClient:
         already readable), or what arrived when the time is up or the server closed; never
         raises on timeout. ``count=None`` waits the whole ``timeout``.
         """
-        msgs = self._inbox.msgs
-        want = count
+        inbox = self._inbox
         self._pump(Deadline(timeout, "messages"),
-                   lambda: want is not None and len(msgs) >= want)
-        return self._inbox.take(_keep_none)
+                   lambda: count is not None and len(inbox.msgs) >= count)
+        return inbox.take(_keep_none)
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """True if the server closes the connection within ``timeout`` (data is kept)."""

@@ -12,6 +12,7 @@ import amicheck.protocol.session as session_mod
 from amicheck.protocol import Message, MessageKind, Parser, RequestParser
 from amicheck.protocol.session import (
     ANSWER_TRANSITIONS,
+    HEADER_COST,
     MAX_DEVIATIONS,
     SEND_TRANSITIONS,
     Banner,
@@ -280,14 +281,14 @@ def test_endless_event_list_is_capped_and_counted() -> None:
     assert isinstance(r, Reply) and len(r.events) == 3 and r.dropped == 7
     assert s.dropped_list_items == 7
     assert [d.rule for d in s.deviations] == [DeviationRule.LIST_TOO_LONG]  # once per list
-    b = ClientSession("b-", max_list_bytes=1000)
+    b = ClientSession("b-", max_list_bytes=3 * (400 + 3 * HEADER_COST) + 10)
     b.receive_banner(BANNER)
     aid = ask(b, "Status")
     b.receive(one(f"Response: Success\nActionID: {aid}\nEventList: start"))
     item = one(f"Event: Status\nActionID: {aid}\nChannel: PJSIP/1000-1")
     for _ in range(5):
-        b.receive(item, 400)
-    assert b.dropped_list_items == 3
+        b.receive(item, 400)  # 400 wire bytes + 3 headers each: three fit
+    assert b.dropped_list_items == 2
 
 
 def test_session_module_does_no_io() -> None:

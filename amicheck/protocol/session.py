@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from amicheck.protocol.encoder import encode
 from amicheck.protocol.message import Message, MessageKind
 
 __all__ = [
@@ -33,13 +35,18 @@ __all__ = [
     "Stray",
     "Closed",
     "SessionEvent",
+    "HeaderValue",
     "ClientSession",
     "SEND_TRANSITIONS",
     "ANSWER_TRANSITIONS",
     "DEFAULT_MAX_LIST_ITEMS",
     "DEFAULT_MAX_LIST_BYTES",
     "MAX_DEVIATIONS",
+    "HEADER_COST",
 ]
+
+#: A header value for :meth:`ClientSession.send`: repeated keys (``Variable``) as a list.
+HeaderValue = str | int | Iterable[str]
 
 _EVENT = MessageKind.EVENT
 _RESPONSE = MessageKind.RESPONSE
@@ -50,6 +57,9 @@ _OK_STATUSES: Final = frozenset({"success", "follows", "goodbye"})
 DEFAULT_MAX_LIST_ITEMS = 50_000
 #: Bound on the estimated memory of one event list's items.
 DEFAULT_MAX_LIST_BYTES = 64 * 1024 * 1024
+#: Estimated memory of one parsed header (tuple, strings, index entry), in bytes: a parsed
+#: 340-byte event with 16 headers takes about 4.4 KB.
+HEADER_COST = 256
 #: Deviations kept (oldest dropped first; ``deviation_count`` counts them all).
 MAX_DEVIATIONS = 1_000
 
@@ -91,6 +101,10 @@ ANSWER_TRANSITIONS: Final[dict[tuple[State, str, bool], State]] = {
     (_LI, "login", False): _C,
 }
 
+_ANSWER_ACTIONS: Final = frozenset(action for _, action, _ in ANSWER_TRANSITIONS)
+#: Actions whose sending needs more than a pending record (a transition, the Queues FIFO).
+_SEND_ACTIONS: Final = frozenset(action for _, action in SEND_TRANSITIONS) | {"queues"}
+
 
 class DeviationRule(StrEnum):
     """What the peer (or our own use of an ActionID) did outside the protocol."""
@@ -118,14 +132,14 @@ class Deviation:
         return f"{self.rule}: {self.detail}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Banner:
     """The first line was read: ``banner`` is the AMI banner, or None if it was not one."""
 
     banner: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """The whole answer to one action (``amicheck.client.Response`` is this class).
 
@@ -183,7 +197,7 @@ class Reply:
         return self.response[key]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ListItem:
     """An item of an open event list (also kept for its :class:`Reply`)."""
 
@@ -191,14 +205,14 @@ class ListItem:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unsolicited:
     """An event that belongs to no open event list."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stray:
     """A message that answers nothing pending; ``deviation`` says why, when it is one."""
 
@@ -206,7 +220,7 @@ class Stray:
     deviation: Deviation | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Closed:
     """The connection ended; ``unanswered`` are the ActionIDs still waiting."""
 
@@ -272,6 +286,7 @@ class ClientSession:
         self._counter = itertools.count(1)
         self._issued = 0
         self._pending: dict[str, _Pending] = {}
+        self._prefixes: dict[str, bytes] = {}  # "Action: X\r\nActionID: " per action name
         self._queues: deque[_Pending] = deque()  # 13.x Queues awaiting their RAW answer
         self._raw_sent = False
         self.deviations: deque[Deviation] = deque(maxlen=MAX_DEVIATIONS)
@@ -288,20 +303,74 @@ class ClientSession:
         self._issued = n
         return f"{self.action_id_prefix}{n}"
 
+    def send(self, action: str | Message, headers: dict[str, HeaderValue] | None = None,
+             ) -> tuple[str, bytes]:
+        """Encode an action (an ActionID is added unless given) and await its answer.
+
+        Returns ``(action_id, wire bytes)``; like h11's ``send``, the caller writes them.
+
+        Raises:
+            LocalProtocolError: a key or value contains CR or LF (header injection).
+        """
+        headers = {} if headers is None else headers
+        if isinstance(action, Message):
+            if headers:
+                raise TypeError("pass headers either in the Message or as keywords, not both")
+            aid = action.action_id
+            name = action.get("Action") or ""
+            if aid is None:
+                aid = self.next_action_id()
+                items = action.items
+                items.insert(1 if items else 0, ("ActionID", aid))
+                action = Message(items)
+            data = encode(action)
+        elif not headers:
+            # the hot path (Ping & co): a cached, already validated prefix per action name
+            prefix = self._prefixes.get(action)
+            if prefix is None:
+                if "\r" in action or "\n" in action:
+                    encode(Message([("Action", action)]))  # raises LocalProtocolError
+                prefix = self._prefixes[action] = f"Action: {action}\r\nActionID: ".encode()
+            name = action
+            n = next(self._counter)
+            self._issued = n
+            aid = f"{self.action_id_prefix}{n}"
+            data = prefix + aid.encode() + b"\r\n\r\n"
+        else:
+            name = action
+            given = headers.pop("ActionID", None)
+            aid = self.next_action_id() if given is None else str(given)
+            items = [("Action", action), ("ActionID", aid)]
+            for key, value in headers.items():
+                if isinstance(value, (str, int)):
+                    items.append((key, str(value)))
+                else:
+                    items.extend((key, str(v)) for v in value)
+            # encode() without building a Message: n header lines hold exactly n CRLFs
+            # unless a key or value smuggles a line end (then encode() raises).
+            text = "".join([f"{k}: {v}\r\n" for k, v in items]) + "\r\n"
+            n = len(items) + 1
+            if text.count("\n") != n or text.count("\r") != n:
+                data = encode(Message(items))  # raises LocalProtocolError
+            else:
+                data = text.encode("utf-8", "surrogateescape")
+        self.send_action(name, aid)
+        return aid, data
+
     def send_action(self, action: str, action_id: str) -> None:
-        """An action with ``action_id`` was written; its answer is now awaited."""
+        """An action with ``action_id`` was written (encoded elsewhere); await its answer."""
         low = action.lower()
         if action_id in self._pending:
             self._deviate(DeviationRule.REUSED_ACTION_ID,
                           f"ActionID {action_id} sent again before its answer arrived")
         p = _Pending(action_id, low)
         self._pending[action_id] = p
-        if low == "queues":
-            self._queues.append(p)
-        state = self.state
-        new = SEND_TRANSITIONS.get((state, low))
-        if new is not None:
-            self.state = new
+        if low in _SEND_ACTIONS:
+            if low == "queues":
+                self._queues.append(p)
+            new = SEND_TRANSITIONS.get((self.state, low))
+            if new is not None:
+                self.state = new
 
     def send_raw(self) -> None:
         """Bytes went out that this object did not see as actions (framing tests).
@@ -335,7 +404,7 @@ class ClientSession:
         return Banner(banner)
 
     def receive(self, msg: Message, size: int = 0) -> SessionEvent:
-        """One parsed message in, one event out. ``size``: its estimated memory (caps)."""
+        """One parsed message in, one event out. ``size``: its wire bytes, for the caps."""
         aid = msg.get("ActionID")
         kind = msg.kind
         if aid is not None:
@@ -343,12 +412,19 @@ class ClientSession:
             if p is not None:
                 if kind is _RESPONSE:
                     if p.response is None:
-                        return self._answer(p, msg)
+                        p.response = msg
+                        if p.action == "queues":
+                            self._drop_queues(p)  # answered with headers (UCM: a list)
+                        if (msg.get("EventList") or "").lower() == "start":
+                            p.listing = True
+                            return ListItem(aid, msg)
+                        return self._finish(p, None)
                     return self._stray(msg, DeviationRule.DUPLICATE_RESPONSE,
                                        f"a second response for ActionID {aid}")
                 if kind is _EVENT and p.listing:
                     if _is_list_end(msg):
                         return self._finish(p, msg)
+                    size += HEADER_COST * len(msg)  # what a parsed header costs in memory
                     if p.size + size > self.max_list_bytes or len(p.events) >= self.max_list_items:
                         if not p.dropped:
                             self._deviate(DeviationRule.LIST_TOO_LONG,
@@ -377,7 +453,9 @@ class ClientSession:
             queues = self._queues
             if queues:
                 # 13.x Queues answers with bare CLI text: no Response, no ActionID.
-                return self._answer(queues[0], msg)
+                p = queues.popleft()
+                p.response = msg
+                return self._finish(p, None)
             if self._raw_sent:
                 return Stray(msg, None)
             return self._stray(msg, DeviationRule.UNEXPECTED_RAW,
@@ -397,22 +475,14 @@ class ClientSession:
             self._drop_queues(p)
 
     # -- internals --------------------------------------------------------------------------
-    def _answer(self, p: _Pending, msg: Message) -> SessionEvent:
-        p.response = msg
-        if p.action == "queues":
-            self._drop_queues(p)  # answered with headers (UCM: an event list), not RAW
-        if msg.kind is _RESPONSE and (msg.get("EventList") or "").lower() == "start":
-            p.listing = True
-            return ListItem(p.action_id, msg)
-        return self._finish(p, None)
-
     def _finish(self, p: _Pending, complete: Message | None) -> Reply:
         del self._pending[p.action_id]
         response = p.response
         assert response is not None
-        new = ANSWER_TRANSITIONS.get((self.state, p.action, _ok(response)))
-        if new is not None:
-            self.state = new
+        if p.action in _ANSWER_ACTIONS:
+            new = ANSWER_TRANSITIONS.get((self.state, p.action, _ok(response)))
+            if new is not None:
+                self.state = new
         return Reply(response, p.events, complete, p.action, p.action_id, p.dropped)
 
     def _drop_queues(self, p: _Pending) -> None:
