@@ -553,16 +553,16 @@ class AmiClient:
         inbox = self._inbox
         if inbox.dropped:
             parts.append(f"event stream capped at {inbox.max_count:,} events / "
-                         f"{inbox.max_bytes / _MB:g} MB; {inbox.dropped:,} dropped")
+                         f"{inbox.max_bytes / _MB:.3g} MB; {inbox.dropped:,} dropped")
         if self.session.dropped_list_items:
             parts.append(f"event lists capped at {self.session.max_list_items:,} items; "
                          f"{self.session.dropped_list_items:,} dropped")
         if self.received_dropped:
-            parts.append(f"raw byte record capped at {self._max_received / _MB:g} MB; "
+            parts.append(f"raw byte record capped at {self._max_received / _MB:.3g} MB; "
                          f"{self.received_dropped:,} bytes dropped")
         frames = self.transcript.dropped_frames
         if frames:
-            parts.append(f"transcript capped at {self.transcript.max_bytes / _MB:g} MB; "
+            parts.append(f"transcript capped at {self.transcript.max_bytes / _MB:.3g} MB; "
                          f"{frames:,} frames dropped")
         return "; ".join(parts) if parts else None
 

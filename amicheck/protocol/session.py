@@ -289,6 +289,7 @@ class ClientSession:
         self._prefixes: dict[str, bytes] = {}  # "Action: X\r\nActionID: " per action name
         self._queues: deque[_Pending] = deque()  # 13.x Queues awaiting their RAW answer
         self._raw_sent = False
+        self._early = False  # an event-before-login deviation was recorded
         self.deviations: deque[Deviation] = deque(maxlen=MAX_DEVIATIONS)
         self.deviation_count = 0
         #: Responses (and raw blocks) that matched no pending ActionID.
@@ -439,7 +440,8 @@ class ClientSession:
             elif kind is _RESPONSE:
                 return self._unknown_id(msg, aid)
         if kind is _EVENT:
-            if self.state in _NOT_LOGGED_IN and not self._raw_sent:
+            if self.state in _NOT_LOGGED_IN and not self._raw_sent and not self._early:
+                self._early = True  # once: a flood must not cost a record per event
                 self._deviate(DeviationRule.EVENT_BEFORE_LOGIN,
                               f"event {msg.name} reached a session that is not logged in", msg)
             return Unsolicited(msg)
