@@ -17,7 +17,6 @@ import itertools
 import math
 import os
 import ssl
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
@@ -36,12 +35,13 @@ from amicheck.protocol.session import (
     Deviation,
     HeaderValue,
     ListItem,
+    MessageQueue,
     Reply,
     State,
 )
 from amicheck.redaction import md5_key
 from amicheck.transcript import Direction, Transcript
-from amicheck.transport import RECV_SIZE, Stream, open_tcp, tls_client_context
+from amicheck.transport import RECV_SIZE, ByteRecord, Stream, open_tcp, tls_client_context
 
 __all__ = [
     "AmiClient",
@@ -76,69 +76,6 @@ class LoginRefused(AuthenticationError):
 
 #: The answer to one action: ``response``, ``events``, ``complete``, ``ok``, ``text``...
 Response = Reply
-
-
-class _Inbox:
-    """Unclaimed messages, oldest first, capped by count and by estimated memory.
-
-    Over a cap the OLDEST messages go (a streaming target's latest events are what a check
-    waits for); ``dropped`` counts them.
-    """
-
-    __slots__ = ("msgs", "sizes", "size", "max_count", "max_bytes", "dropped")
-
-    def __init__(self, max_count: int, max_bytes: int) -> None:
-        self.msgs: deque[Message] = deque()
-        self.sizes: deque[int] = deque()
-        self.size = 0
-        self.max_count = max_count
-        self.max_bytes = max_bytes
-        self.dropped = 0
-
-    def append(self, msg: Message, size: int) -> None:
-        self.msgs.append(msg)
-        self.sizes.append(size)
-        self.size += size
-        if len(self.msgs) > self.max_count or self.size > self.max_bytes:
-            msgs, sizes = self.msgs, self.sizes
-            while len(msgs) > 1 and (len(msgs) > self.max_count or self.size > self.max_bytes):
-                msgs.popleft()
-                self.size -= sizes.popleft()
-                self.dropped += 1
-
-    def take_event(self, pred: Callable[[Message], bool], start: int) -> tuple[Message | None, int]:
-        """Remove and return the first event from ``start`` on matching ``pred``."""
-        msgs = self.msgs
-        for i in range(start, len(msgs)):
-            msg = msgs[i]
-            if msg.kind is _EVENT and pred(msg):
-                del msgs[i]
-                self.size -= self.sizes[i]
-                del self.sizes[i]
-                return msg, i
-        return None, len(msgs)
-
-    def take(self, keep: Callable[[Message], bool]) -> list[Message]:
-        """Remove and return every message for which ``keep`` is false."""
-        out: list[Message] = []
-        msgs: deque[Message] = deque()
-        sizes: deque[int] = deque()
-        for msg, size in zip(self.msgs, self.sizes, strict=True):
-            if keep(msg):
-                msgs.append(msg)
-                sizes.append(size)
-            else:
-                out.append(msg)
-        self.msgs, self.sizes, self.size = msgs, sizes, sum(sizes)
-        return out
-
-
-def _keep_none(msg: Message) -> bool:
-    return False
-
-
-def _keep_non_events(msg: Message) -> bool:
-    return msg.kind is not _EVENT
 
 
 class AmiClient:
@@ -184,14 +121,11 @@ class AmiClient:
         self.session = ClientSession(action_id_prefix)  # raises ValueError on CR/LF
         self.action_id_prefix = action_id_prefix
         self._replies: dict[str, Reply] = {}
-        self._inbox = _Inbox(max_events, max_event_bytes)
+        self._inbox = MessageQueue(max_events, max_event_bytes)
         self._head: bytearray | None = bytearray()  # bytes before the banner line ended
         self._eof_head: bytes | None = None  # what came before the peer closed, no banner
-        self._received = bytearray()
+        self._received = ByteRecord(max_received)
         self._buffered = 0  # parser.buffered after the last feed
-        self._received_bytes: bytes | None = b""
-        self._max_received = max_received
-        self.received_dropped = 0
         self.transcript = Transcript(stream.local, stream.remote)
         self._record = record
         self._eof = False
@@ -341,7 +275,7 @@ class AmiClient:
         recv = self.stream.recv
         remaining = deadline.remaining
         transcript = self.transcript if self._record else None
-        rec = self._received
+        keep = self._received.append
         while not done():
             if self._eof:
                 return False
@@ -359,12 +293,7 @@ class AmiClient:
                 return done()
             if transcript is not None:
                 transcript.record(_RECEIVED, data)
-            rec += data
-            self._received_bytes = None
-            if len(rec) > self._max_received:
-                cut = len(rec) - self._max_received // 2
-                del rec[:cut]
-                self.received_dropped += cut
+            keep(data)
             if self._head is None:
                 self._feed(data)
             else:
@@ -486,7 +415,7 @@ class AmiClient:
 
     def drain_events(self) -> list[Message]:
         """Remove and return every unclaimed event."""
-        return self._inbox.take(_keep_non_events)
+        return self._inbox.take(events_only=True)
 
     def read_messages(self, timeout: float = 1.0, *, count: int | None = 1) -> list[Message]:
         """Remove and return unclaimed messages, waiting up to ``timeout`` for ``count``.
@@ -498,7 +427,7 @@ class AmiClient:
         inbox = self._inbox
         self._pump(Deadline(timeout, "messages"),
                    lambda: count is not None and len(inbox.msgs) >= count)
-        return inbox.take(_keep_none)
+        return inbox.take()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """True if the server closes the connection within ``timeout`` (data is kept)."""
@@ -514,15 +443,17 @@ class AmiClient:
     @property
     def received(self) -> bytes:
         """Raw bytes received so far (the last ``max_received`` bytes at most)."""
-        data = self._received_bytes
-        if data is None:
-            data = self._received_bytes = bytes(self._received)
-        return data
+        return self._received.data
+
+    @property
+    def received_dropped(self) -> int:
+        """Bytes dropped from the front of ``received`` to stay under its cap."""
+        return self._received.dropped
 
     @property
     def received_truncated(self) -> bool:
-        """``received`` lost its oldest bytes to the cap (``received_dropped`` of them)."""
-        return self.received_dropped > 0
+        """``received`` lost its oldest bytes to the cap."""
+        return self._received.dropped > 0
 
     @property
     def dropped_events(self) -> int:
@@ -557,9 +488,10 @@ class AmiClient:
         if self.session.dropped_list_items:
             parts.append(f"event lists capped at {self.session.max_list_items:,} items; "
                          f"{self.session.dropped_list_items:,} dropped")
-        if self.received_dropped:
-            parts.append(f"raw byte record capped at {self._max_received / _MB:.3g} MB; "
-                         f"{self.received_dropped:,} bytes dropped")
+        rec = self._received
+        if rec.dropped:
+            parts.append(f"raw byte record capped at {rec.max_bytes / _MB:.3g} MB; "
+                         f"{rec.dropped:,} bytes dropped")
         frames = self.transcript.dropped_frames
         if frames:
             parts.append(f"transcript capped at {self.transcript.max_bytes / _MB:.3g} MB; "

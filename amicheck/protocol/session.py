@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -37,6 +37,7 @@ __all__ = [
     "SessionEvent",
     "HeaderValue",
     "ClientSession",
+    "MessageQueue",
     "SEND_TRANSITIONS",
     "ANSWER_TRANSITIONS",
     "DEFAULT_MAX_LIST_ITEMS",
@@ -515,3 +516,57 @@ class ClientSession:
         self.deviations.append(d)
         self.deviation_count += 1
         return d
+
+
+class MessageQueue:
+    """Unclaimed messages (events, stray responses), oldest first, capped by count and by
+    estimated memory. Over a cap the OLDEST go (a check waits for what a streaming target
+    says next); ``dropped`` counts them.
+    """
+
+    __slots__ = ("msgs", "_sizes", "size", "max_count", "max_bytes", "dropped")
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.msgs: deque[Message] = deque()
+        self._sizes: deque[int] = deque()
+        self.size = 0
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.dropped = 0
+
+    def append(self, msg: Message, size: int) -> None:
+        msgs, sizes = self.msgs, self._sizes
+        msgs.append(msg)
+        sizes.append(size)
+        self.size += size
+        while len(msgs) > 1 and (len(msgs) > self.max_count or self.size > self.max_bytes):
+            msgs.popleft()
+            self.size -= sizes.popleft()
+            self.dropped += 1
+
+    def take_event(self, pred: Callable[[Message], bool], start: int) -> tuple[Message | None, int]:
+        """Remove and return the first event from index ``start`` on that ``pred`` accepts;
+        else ``(None, len)``, the index to resume from."""
+        msgs = self.msgs
+        for i in range(start, len(msgs)):
+            msg = msgs[i]
+            if msg.kind is _EVENT and pred(msg):
+                del msgs[i]
+                self.size -= self._sizes[i]
+                del self._sizes[i]
+                return msg, i
+        return None, len(msgs)
+
+    def take(self, events_only: bool = False) -> list[Message]:
+        """Remove and return every message (or every event, leaving the rest)."""
+        out: list[Message] = []
+        msgs: deque[Message] = deque()
+        sizes: deque[int] = deque()
+        for msg, size in zip(self.msgs, self._sizes, strict=True):
+            if events_only and msg.kind is not _EVENT:
+                msgs.append(msg)
+                sizes.append(size)
+            else:
+                out.append(msg)
+        self.msgs, self._sizes, self.size = msgs, sizes, sum(sizes)
+        return out
