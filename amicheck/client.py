@@ -276,21 +276,24 @@ class AmiClient:
         remaining = deadline.remaining
         transcript = self.transcript if self._record else None
         keep = self._received.append
+        # The first read asks for the whole timeout, not the few microseconds less that
+        # are left: the socket then keeps the same timeout armed from one request to the
+        # next (TcpStream skips re-arming it, two syscalls a read).
+        left = math.inf if deadline.timeout is None else deadline.timeout
         while not done():
-            if self._eof:
-                return False
-            left = remaining()
-            if left <= 0:
+            if self._eof or left <= 0:
                 return False
             try:
                 data = recv(RECV_SIZE, None if left == _INF else left)
             except AmiTimeoutError:
+                left = remaining()
                 continue
             if not data:
                 self._eof = True
                 self._end_head()
                 self.session.connection_closed()
                 return done()
+            left = remaining()
             if transcript is not None:
                 transcript.record(_RECEIVED, data)
             keep(data)
@@ -308,25 +311,15 @@ class AmiClient:
         self._buffered = after = parser.buffered
         if not msgs:
             return
-        receive = self.session.receive
-        if len(msgs) == 1:  # one whole message per read: the request/response case
-            msg = msgs[0]
-            wire = before + len(data) - after
-            ev = receive(msg, wire)
-            if isinstance(ev, Reply):
-                self._replies[ev.request_id] = ev
-            elif ev.__class__ is not ListItem:
-                self._inbox.append(msg, wire + HEADER_COST * len(msg))
-            return
         share = (before + len(data) - after) // len(msgs)  # wire bytes, spread evenly
+        receive = self.session.receive
         replies = self._replies
-        inbox = self._inbox
         for msg in msgs:
             ev = receive(msg, share)
             if isinstance(ev, Reply):
                 replies[ev.request_id] = ev
             elif ev.__class__ is not ListItem:
-                inbox.append(msg, share + HEADER_COST * len(msg))
+                self._inbox.append(msg, share + HEADER_COST * len(msg))
 
     def _fail(self, deadline: Deadline) -> Exception:
         if self._eof:
