@@ -288,6 +288,7 @@ class ClientSession:
         self._issued = 0
         self._pending: dict[str, _Pending] = {}
         self._prefixes: dict[str, bytes] = {}  # "Action: X\r\nActionID: " per action name
+        self._lower: dict[str, str] = {}  # action name -> lower case, for the hot path
         self._queues: deque[_Pending] = deque()  # 13.x Queues awaiting their RAW answer
         self._raw_sent = False
         self._early = False  # an event-before-login deviation was recorded
@@ -333,10 +334,16 @@ class ClientSession:
                 if "\r" in action or "\n" in action:
                     encode(Message([("Action", action)]))  # raises LocalProtocolError
                 prefix = self._prefixes[action] = f"Action: {action}\r\nActionID: ".encode()
-            name = action
             n = next(self._counter)
             self._issued = n
             aid = f"{self.action_id_prefix}{n}"
+            low = self._lower.get(action)
+            if low is None:
+                low = self._lower[action] = action.lower()
+            if low not in _SEND_ACTIONS:  # send_action() inlined: the per-request path
+                self._pending[aid] = _Pending(aid, low)
+                return aid, prefix + aid.encode() + b"\r\n\r\n"
+            name = action
             data = prefix + aid.encode() + b"\r\n\r\n"
         else:
             name = action
@@ -415,12 +422,17 @@ class ClientSession:
                 if kind is _RESPONSE:
                     if p.response is None:
                         p.response = msg
-                        if p.action == "queues":
+                        action = p.action
+                        if action == "queues":
                             self._drop_queues(p)  # answered with headers (UCM: a list)
-                        if (msg.get("EventList") or "").lower() == "start":
+                        el = msg.get("EventList")
+                        if el is not None and el.lower() == "start":
                             p.listing = True
                             return ListItem(aid, msg)
-                        return self._finish(p, None)
+                        del self._pending[aid]  # _finish() inlined: the per-request path
+                        if action in _ANSWER_ACTIONS:
+                            self._transition(action, msg)
+                        return Reply(msg, p.events, None, action, aid, p.dropped)
                     return self._stray(msg, DeviationRule.DUPLICATE_RESPONSE,
                                        f"a second response for ActionID {aid}")
                 if kind is _EVENT and p.listing:
@@ -483,10 +495,13 @@ class ClientSession:
         response = p.response
         assert response is not None
         if p.action in _ANSWER_ACTIONS:
-            new = ANSWER_TRANSITIONS.get((self.state, p.action, _ok(response)))
-            if new is not None:
-                self.state = new
+            self._transition(p.action, response)
         return Reply(response, p.events, complete, p.action, p.action_id, p.dropped)
+
+    def _transition(self, action: str, response: Message) -> None:
+        new = ANSWER_TRANSITIONS.get((self.state, action, _ok(response)))
+        if new is not None:
+            self.state = new
 
     def _drop_queues(self, p: _Pending) -> None:
         try:
