@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Message", "MessageKind", "Violation"]
+__all__ = ["Message", "MessageKind", "Violation", "from_wire"]
 
 
 class MessageKind(StrEnum):
@@ -87,23 +87,6 @@ class Message:
         self.text = text
         self.violations = violations
         self.encoding = encoding
-
-    @classmethod
-    def _from_triples(
-        cls,
-        triples: list[tuple[str, str, str]],
-        text: str | None = None,
-        violations: tuple[Violation, ...] = (),
-        encoding: str = "utf-8",
-    ) -> Message:
-        """Parser fast path: adopt ``str.partition`` results without copying."""
-        msg = _new(cls)
-        msg._t = triples
-        msg._index = None
-        msg.text = text
-        msg.violations = violations
-        msg.encoding = encoding
-        return msg
 
     # -- construction helpers -------------------------------------------------------------
     @classmethod
@@ -216,3 +199,24 @@ class Message:
         more = f", +{len(self._t) - 6}" if len(self._t) > 6 else ""
         text = f", text={len(self.text)} chars" if self.text is not None else ""
         return f"<Message {self.kind.value} [{body}{more}]{text}>"
+
+
+def from_wire(
+    triples: list[tuple[str, str, str]],
+    text: str | None = None,
+    violations: tuple[Violation, ...] = (),
+    encoding: str = "utf-8",
+) -> Message:
+    """A message from the parsers: adopts their ``(key, separator, value)`` triples as they
+    were on the wire (so odd separators encode back unchanged), without copying them.
+
+    The parsers build one of these per packet; ``Message(items)`` copies and fixes every
+    separator to ``": "``, which is right for a message being written, not for one read.
+    """
+    msg = _new(Message)
+    msg._t = triples
+    msg._index = None
+    msg.text = text
+    msg.violations = violations
+    msg.encoding = encoding
+    return msg

@@ -28,7 +28,7 @@ from amicheck.protocol.grammar import (
     TOO_MANY_LINES,
     blank_skip,
 )
-from amicheck.protocol.message import Message
+from amicheck.protocol.message import Message, from_wire
 
 __all__ = ["Request", "RequestParser"]
 
@@ -79,7 +79,7 @@ class Request:
                 continue
             value = blank_skip(rest)
             triples.append((key, ":" + rest[: len(rest) - len(value)], value))
-        return Message._from_triples(triples)
+        return from_wire(triples)
 
 
 class RequestParser:
