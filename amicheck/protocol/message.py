@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from amicheck.protocol.encoder import encode_fields
+
 __all__ = ["Message", "MessageKind", "Violation", "from_wire"]
 
 
@@ -176,15 +178,9 @@ class Message:
 
     # -- wire form --------------------------------------------------------------------------
     def __bytes__(self) -> bytes:
-        from amicheck.protocol.encoder import encode
-
-        return encode(self)
-
-    def with_items(self, items: Iterable[tuple[str, str]]) -> Message:
-        """A copy with other headers (e.g. redacted), same text and violations."""
-        return Message(
-            list(items), text=self.text, violations=self.violations, encoding=self.encoding
-        )
+        """The CRLF wire form (``encode(msg)``); raises ``LocalProtocolError`` on header
+        injection."""
+        return encode_fields(self._t, self.text, self.encoding)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):

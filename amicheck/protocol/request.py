@@ -107,11 +107,6 @@ class RequestParser:
         """Bytes held in the line buffer (never more than 1024)."""
         return len(self._inbuf)
 
-    @property
-    def in_message(self) -> bool:
-        """True while a message has started but not yet ended with an empty line."""
-        return bool(self._lines) or self._hdr_loss or self._too_long
-
     def feed(self, data: bytes) -> list[Request]:
         """Frame ``data``; returns every message completed by it, in order."""
         out: list[Request] = []
