@@ -454,29 +454,28 @@ class Parser:
         """Pure-CRLF, UTF-8, ``Key: value`` messages: split and partition, nothing else.
 
         The split floor's own moves (split at blank lines, split lines, partition), plus
-        two proofs at C speed. Line ends are pure CRLF by counting: k blocks of l_i lines
-        hold sum(l_i) - k CRLFs inside and 2k in their terminators, so any other count of
-        CR or of LF is a bare LF or a lone CR. Every line has ``": "``, so an extra empty
-        line between messages (an empty line inside a block) shows up too.
+        two proofs that cost next to nothing. Every line has ``": "`` (so an extra empty
+        line between messages, an empty line inside a block, is caught), and no line holds
+        a CR or LF (a bare LF or a lone CR): the lines of a block are joined (a memcpy)
+        and searched (a memchr) -- ``bytes.count`` would cost a third of the floor.
         """
         blocks = region.decode("utf-8").split("\r\n\r\n")
         if blocks.pop():  # the region must end in a blank line
             raise _Careful
         adopt = from_wire
-        partition = _partition
         sep = _SEP
+        join = "".join
         result: list[Message] = []
         append = result.append
-        crlf = len(blocks)
         for block in blocks:
             lines = block.split("\r\n")
-            triples = list(map(partition, lines, repeat(": ", len(lines))))
+            triples = [line.partition(": ") for line in lines]
             if not all(map(sep, triples)):
                 raise _Careful
-            crlf += len(lines)
+            flat = join(lines)
+            if "\n" in flat or "\r" in flat:
+                raise _Careful
             append(adopt(triples))
-        if region.count(b"\n") != crlf or region.count(b"\r") != crlf:
-            raise _Careful
         return result
 
     def _careful(self, region: _Bytes, out: list[Message], base: int) -> None:
