@@ -317,7 +317,8 @@ def test_collection_errors_are_in_the_report(pytester: pytest.Pytester) -> None:
     path = pytester.path / "suites" / "test_noid.py"
     path.parent.mkdir()
     path.write_text("def test_x():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--ami-report-dir", "r")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--ami-report-dir", "r",
+                                "-o", "ami_suites=suites")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = from_json((pytester.path / "r" / "report.json").read_text())
     assert [r.outcome for r in report.results] == [Outcome.ERROR]

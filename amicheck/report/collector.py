@@ -124,10 +124,9 @@ class Collector:
     def __len__(self) -> int:
         return len(self._tests)
 
-    @property
-    def has_requirements(self) -> bool:
-        """True once any test carrying a requirement ID has reported."""
-        return any(p.requirement for p in self._tests.values())
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        """Redact ``secrets`` too (derived ones, such as MD5 keys, appear during the run)."""
+        self._secrets = tuple(dict.fromkeys((*self._secrets, *secrets)))
 
     def add(self, report: Any) -> None:
         """Take one phase report (``setup``/``call``/``teardown``) of one test."""
@@ -151,7 +150,8 @@ class Collector:
                 p.pcap = str(value)
         for title, content in getattr(report, "sections", ()) or ():
             if title.startswith(TRANSCRIPT_SECTION) and content not in p.evidence:
-                p.evidence.append(content)
+                # clipped now, not only when rendered: a run keeps every test's evidence
+                p.evidence.append(_clip(self._text(content), _MAX_EVIDENCE))
         self._phase(p, report)
 
     def add_collection_error(self, report: Any) -> None:
@@ -173,7 +173,7 @@ class Collector:
             return
         if report.failed:
             message = _crash_message(report)
-            details = getattr(report, "longreprtext", "") or ""
+            details = _clip(self._text(getattr(report, "longreprtext", "") or ""), _MAX_DETAILS)
             if when == "call":
                 p.outcome, p.message, p.details = Outcome.FAIL, message, details
             elif p.outcome in (None, Outcome.PASS, Outcome.SKIP):
