@@ -45,7 +45,9 @@ def _reply(request: bytes) -> bytes:
     m = _ACTION.search(request)
     action = m.group(1).strip().lower() if m else b""
     aid = _ACTION_ID.search(request)
-    head = b"Response: Success\r\n" + (b"ActionID: " + aid.group(1).strip() + b"\r\n" if aid else b"")
+    head = b"Response: Success\r\n"
+    if aid:
+        head += b"ActionID: " + aid.group(1).strip() + b"\r\n"
     if action == b"login":
         return head + b"Message: Authentication accepted\r\n\r\n"
     if action == b"challenge":

@@ -397,7 +397,9 @@ def test_simulator_runs_everything(pytester: pytest.Pytester) -> None:
 
 
 def test_failure_shows_redacted_transcript(pytester: pytest.Pytester) -> None:
-    secret = default_profile().user("ucmamiuser1").secret  # type: ignore[union-attr]
+    user = default_profile().user("ucmamiuser1")
+    assert user is not None and user.secret is not None
+    secret = user.secret
     pytester.makepyfile(
         f"""
         def test_fails(ami_client):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401
 import pytest
@@ -137,7 +139,8 @@ def test_json_reloads(run_dir: Path) -> None:
     assert by_id[AUTH[1]].remediation == CATALOGUE[AUTH[1]].remediation
     assert by_id[AUTH[1]].area == "AMI-AUTH" and by_id[AUTH[1]].area_title
     assert "Action: Ping" in by_id[AUTH[1]].evidence
-    assert by_id[AUTH[1]].pcap and Path(by_id[AUTH[1]].pcap).is_file()
+    pcap = by_id[AUTH[1]].pcap
+    assert pcap is not None and Path(pcap).is_file()
     assert by_id[PRF[0]].metrics[0].samples[:2] == (0.1, 0.2)
     assert report.is_sim and report.target == "sim" and report.profile == "amicheck-simulator"
     assert report.version and report.finished >= report.started and not report.interrupted
@@ -217,7 +220,7 @@ def test_report_dir_option(pytester: pytest.Pytester) -> None:
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _model(*results: CheckResult, **kw: object) -> RunReport:
+def _model(*results: CheckResult, **kw: Any) -> RunReport:
     return RunReport("sim", True, "p", "0.1.0", T0, T0 + timedelta(seconds=3), results, **kw)
 
 
@@ -274,10 +277,10 @@ def test_html_renders_every_outcome() -> None:
 
 
 def _tr(nodeid: str, when: str, outcome: str, longrepr: object = None,
-        props: list[tuple[str, object]] | None = None) -> pytest.TestReport:
+        props: Sequence[tuple[str, object]] | None = None) -> pytest.TestReport:
     return pytest.TestReport(
         nodeid, ("t.py", 1, "t"), {}, outcome, longrepr, when,  # type: ignore[arg-type]
-        duration=0.5, user_properties=props or [],
+        duration=0.5, user_properties=list(props or ()),
     )
 
 
