@@ -343,3 +343,17 @@ def test_profile_secrets_masked_even_without_a_secret_header(pytester: pytest.Py
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "X-Note: ********" in out and SECRETS[0] not in out
+
+
+def test_zero_checks_is_no_verdict() -> None:
+    """Nothing ran (none selected, or all skipped): NO VERDICT, never COMPLIANT (issue 9)."""
+    skipped = CheckResult("t::a", AUTH[0], "t", "AMI-AUTH", "high", Outcome.SKIP, "opted out")
+    passed = CheckResult("t::b", AUTH[1], "t", "AMI-AUTH", "high", Outcome.PASS)
+    for report in (_model(), _model(skipped)):
+        assert report.status == "NO VERDICT" and report.no_verdict and not report.ok
+        assert from_json(to_json(report)).status == "NO VERDICT"
+        assert '"status": "NO VERDICT"' in to_json(report)
+        assert "NO VERDICT: no checks ran" in to_html(report)
+    report = _model(skipped, passed)
+    assert report.status == "COMPLIANT" and report.ok and not report.no_verdict
+    assert _model(interrupted=True).status == "INTERRUPTED"
