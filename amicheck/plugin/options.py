@@ -199,6 +199,7 @@ def describe_mode(mode: int) -> str:
 
 Kind = Literal["value", "flag", "append"]
 IniType = Literal["string", "bool", "args"]
+_INI_TYPES: dict[Kind, IniType] = {"value": "string", "flag": "bool", "append": "args"}
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ class Option:
 
     @property
     def ini_type(self) -> IniType:
-        return {"value": "string", "flag": "bool", "append": "args"}[self.kind]  # type: ignore[return-value]
+        return _INI_TYPES[self.kind]
 
     def convert(self, text: str, flag: str) -> Any:
         """``parse(text)``, or a :class:`pytest.UsageError` naming ``flag``."""
