@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -337,26 +336,14 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return _exit_status(code, report)
 
 
-def _capture_file_problem(path: Path) -> str | None:
-    """Why ``path`` is not a capture file to read, or None; stat only (a FIFO would hang)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return f"{path}: no such file"
-    except OSError as exc:
-        return f"{path}: cannot read it ({exc.strerror or exc})"
-    if not stat.S_ISREG(mode):
-        from amicheck.plugin.options import describe_mode
-
-        return f"{path} {describe_mode(mode)}, not a capture file"
-    return None
-
-
 def _cmd_pcap(args: argparse.Namespace) -> int:
+    from amicheck.capture import CaptureFileError, check_capture_path
+
     path = Path(args.file)
-    problem = _capture_file_problem(path)
-    if problem:
-        _err(problem)
+    try:
+        check_capture_path(path)  # stat first: a FIFO is never opened, a device never read
+    except CaptureFileError as exc:
+        _err(str(exc))
         return EXIT_USAGE
     ports: list[int] = []
     for text in args.port:
@@ -428,8 +415,13 @@ def _sim_main(argv: list[str]) -> int:
 
 
 def _bench_main(argv: list[str]) -> int:
+    # The benchmarks live in the checkout (benchmarks/), not in the wheel: an editable
+    # install maps only amicheck*, so put the checkout on the path when it is there.
+    root = Path(__file__).resolve().parent.parent
+    if (root / "benchmarks" / "cli.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
-        from amicheck.bench import main as bench_main
+        from benchmarks.cli import main as bench_main
     except ImportError:
         _err("the benchmarks are not available in this installation")
         return EXIT_USAGE

@@ -105,12 +105,11 @@ def test_python_dash_m_benchmarks_runs_from_the_checkout() -> None:
     assert done.returncode == 0 and "parser,client,sim,all" in done.stdout
 
 
-def test_transitional_amicheck_bench_shim_delegates(capsys: pytest.CaptureFixture[str]) -> None:
-    from amicheck import bench
+def test_amicheck_bench_runs_the_checkout_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
+    from amicheck.cli import main
 
-    with pytest.raises(SystemExit) as info:
-        bench.main(["--help"])
-    assert info.value.code == 0 and "--quick" in capsys.readouterr().out
+    assert main(["bench", "--help"]) == 0
+    assert "--quick" in capsys.readouterr().out
 
 
 def test_the_wheel_does_not_ship_benchmarks() -> None:

@@ -150,7 +150,6 @@ def test_no_md5_key_in_the_pcaps(runs: dict[str, Run]) -> None:
     assert not hits, _summary(hits)
 
 
-@pytest.mark.xfail(strict=True, reason="needs plugin scrub_report wiring")
 @pytest.mark.parametrize("name", ["plain", "pcap"])
 def test_no_md5_key_in_any_output(runs: dict[str, Run], name: str) -> None:
     hits = find_leaks(runs[name].outputs, SECRETS)

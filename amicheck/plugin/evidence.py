@@ -37,23 +37,20 @@ def render_transcript(client: AmiClient) -> str:
     return client.transcript.render()
 
 
+#: Report section naming the memory caps a client hit (what was dropped).
+CAPS_SECTION = "amicheck caps"
+
+
 def redact_report(report: pytest.TestReport, secrets: Iterable[str]) -> None:
-    """Mask ``secrets`` in everything of ``report`` that is written out (the one place).
+    """Mask ``secrets`` and everything derived from them in what ``report`` writes out.
 
-    Covers the failure text (with ``-l``, the locals too: they are part of it) and the
-    captured sections. Secrets are the profile's and the derived ones (MD5 keys).
+    The one place reports are redacted: failure text (with ``-l``, the locals too), crash
+    lines, captured sections and user properties; the secrets' hex/base64 forms and every
+    registered MD5 key are masked as well (:func:`amicheck.redaction.scrub_report`).
     """
-    from amicheck.report.collector import redact
+    from amicheck.redaction import scrub_report
 
-    secrets = {s for s in secrets if s}
-    if not secrets:
-        return
-    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-        text = str(report.longrepr)
-        if any(s in text for s in secrets):
-            report.longrepr = redact(text, secrets)
-    if report.sections and any(s in c for _, c in report.sections for s in secrets):
-        report.sections = [(t, redact(c, secrets)) for t, c in report.sections]
+    scrub_report(report, secrets)
 
 
 def _transcript_section(clients: list[AmiClient]) -> str:
@@ -80,10 +77,17 @@ def pytest_runtest_makereport(
 
         if not is_suite_item(item):
             return report
-    elif report.failed and clients:
-        section = _transcript_section(clients)
-        if section:
-            report.sections.append((TRANSCRIPT_SECTION, section))
+    elif clients:
+        if report.failed:
+            section = _transcript_section(clients)
+            if section:
+                report.sections.append((TRANSCRIPT_SECTION, section))
+        if call.when == "call":
+            # a client that hit its memory caps says so: the evidence is then partial
+            notes = [f"connection {i}: {c.cap_note}" for i, c in enumerate(clients, 1)
+                     if c.cap_note]
+            if notes:
+                report.sections.append((CAPS_SECTION, "\n".join(notes)))
     if call.when == "teardown" and clients is not None:
         clients.clear()
     try:
