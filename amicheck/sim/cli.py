@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             _err(str(exc))
             return 1
         tls = f", TLS on {sim.host}:{sim.tls_port}" if sim.tls_port else ""
-        if "stock-port-open" in sim.faults:
+        if sim.behaviour.stock_port_open:
             tls += f", stock port on {sim.host}:{sim.stock_port}"
         faults = ", ".join(sorted(sim.faults)) or "none"
         print(
