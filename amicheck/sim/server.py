@@ -90,6 +90,9 @@ class Simulator:
         state_dir: str | Path | None = None,
         fail_delay: float = 1.0,
     ) -> None:
+        for what, value in (("port", port), ("tls_port", tls_port)):
+            if value is not None and not 0 <= value <= 65535:
+                raise SimulatorError(f"{what} {value}: must be 0-65535 (0: any free port)")
         base = default_profile() if profile is None else profile
         self.faults: frozenset[str] = resolve_faults(faults)
         self.behaviour = behaviour_for(self.faults)
@@ -226,7 +229,7 @@ class Simulator:
         self._thread.start()
         try:
             ready.result(timeout=_START_TIMEOUT)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             self._thread.join(5)
             self._thread = None
             self._cleanup_state()
