@@ -33,7 +33,7 @@ from amicheck.sim.certs import write_cert_pair
 from amicheck.sim.core import SimCore
 from amicheck.sim.faults import FAULTS, behaviour_for, resolve_faults
 from amicheck.sim.session import AmiSession
-from amicheck.sim.tlsgate import PendingHandshakes, TlsGate
+from amicheck.sim.tlsgate import HANDSHAKE_TIMEOUT_S, PendingHandshakes, TlsGate
 
 __all__ = ["Simulator", "SimulatorError", "CERT_NAME", "KEY_NAME"]
 
@@ -73,6 +73,8 @@ class Simulator:
         seed: makes challenges, session ids and the PBX deterministic.
         state_dir: where TLS files are stored; None = a temporary directory (removed on stop).
         fail_delay: seconds before ``Authentication failed`` (Asterisk: 1 s).
+        tls_handshake_timeout: seconds a TLS peer has for its handshake (then dropped;
+            at most ``MAX_PENDING_HANDSHAKES`` wait at once, the oldest is dropped first).
 
     Raises:
         ProfileError: the profile breaks UCM rules (every problem, with its key path).
@@ -89,6 +91,7 @@ class Simulator:
         seed: int = 0,
         state_dir: str | Path | None = None,
         fail_delay: float = 1.0,
+        tls_handshake_timeout: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
         for what, value in (("port", port), ("tls_port", tls_port)):
             if value is not None and not 0 <= value <= 65535:
@@ -99,6 +102,7 @@ class Simulator:
         self.host = host
         self.seed = seed
         self.fail_delay = fail_delay
+        self.tls_handshake_timeout = tls_handshake_timeout
         self.errors: list[BaseException] = []
         self._want_port = base.settings.port if port is None else port
         self._want_tls_port = base.settings.tls_port if tls_port is None else tls_port
@@ -290,9 +294,10 @@ class Simulator:
             return lambda: AmiSession(core)
         ctx = self._ssl_context()
         pending = self._pending_tls
+        timeout = self.tls_handshake_timeout
 
         def gate() -> asyncio.Protocol:
-            return TlsGate(ctx, pending, lambda: AmiSession(core, tls=True))
+            return TlsGate(ctx, pending, lambda: AmiSession(core, tls=True), timeout)
 
         return gate
 
@@ -419,6 +424,14 @@ class Simulator:
         if core is None:
             raise SimulatorError("simulator is not running")
         return self._call(lambda: fn(core))
+
+    @property
+    def pending_tls_handshakes(self) -> tuple[int, int]:
+        """(TLS connections waiting for their handshake now, dropped so far as the oldest)."""
+        pending = self._pending_tls
+        if self._loop is None or self._thread is None:
+            return len(pending), pending.dropped
+        return self._call(lambda: (len(pending), pending.dropped))
 
     @property
     def session_count(self) -> int:

@@ -9,15 +9,17 @@ every other action goes to the handlers of :mod:`amicheck.sim.handlers` after th
 write-privilege check. Deviations are read from the core's
 :class:`~amicheck.sim.behaviour.Behaviour`.
 
-Fairness: a session runs at most :data:`ACTIONS_PER_TURN` actions per event-loop turn and
-stops reading while it has a backlog, so one client's pipelined burst (each action perhaps
-broadcasting events to hundreds of listeners) cannot keep the loop from others.
+Fairness: a session runs at most :data:`ACTIONS_PER_TURN` actions (and about
+:data:`TURN_BUDGET_S` of work) per event-loop turn and stops reading while it has a
+backlog, so one client's pipelined burst (each action perhaps broadcasting events to
+hundreds of listeners) cannot keep the loop from the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from typing import Any
 
@@ -37,14 +39,17 @@ __all__ = [
     "UNKNOWN_COMMAND",
     "WRITE_BUFFER_BOUND",
     "ACTIONS_PER_TURN",
+    "TURN_BUDGET_S",
     "wire",
 ]
 
 #: Bytes queued in user space before a session counts as "not reading" (pause_writing); the
 #: write timeout then runs. Asterisk has only the kernel buffer plus one blocking write.
 WRITE_BUFFER_BOUND = 256 * 1024
-#: Actions one session runs per event-loop turn before yielding to the others.
+#: Actions one session runs per event-loop turn before yielding to the others ...
 ACTIONS_PER_TURN = 32
+#: ... or fewer, once the turn has taken this long (an action may broadcast to hundreds).
+TURN_BUDGET_S = 0.004
 
 _PREAUTH = frozenset({"login", "logoff", "challenge"})
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -260,11 +265,14 @@ class AmiSession(asyncio.Protocol):
         self._turn = None
         backlog = self._backlog
         self._batch = []
+        end = time.monotonic() + TURN_BUDGET_S
         try:
             for _ in range(min(len(backlog), ACTIONS_PER_TURN)):
                 if self.closing:
                     break
                 self.process(backlog.popleft())
+                if time.monotonic() > end:
+                    break
             self._flush()
         except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the loop
             self.core.errors.append(exc)

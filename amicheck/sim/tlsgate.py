@@ -92,6 +92,9 @@ class TlsGate(asyncio.Protocol):
 
     async def _handshake(self, raw: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()
+        if self._lost or raw.is_closing():   # evicted before its turn: no TLS machinery
+            self._pending.discard(self)
+            return
         try:
             tls = await loop.start_tls(
                 raw, self, self._ctx, server_side=True, ssl_handshake_timeout=self._timeout
