@@ -47,7 +47,7 @@ __all__ = [
 #: write timeout then runs. Asterisk has only the kernel buffer plus one blocking write.
 WRITE_BUFFER_BOUND = 256 * 1024
 #: Actions one session runs per event-loop turn before yielding to the others ...
-ACTIONS_PER_TURN = 32
+ACTIONS_PER_TURN = 512
 #: ... or fewer, once the turn has taken this long (an action may broadcast to hundreds).
 TURN_BUDGET_S = 0.004
 
