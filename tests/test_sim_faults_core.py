@@ -482,3 +482,34 @@ def test_md5_refusal_looks_like_a_wrong_key(fault: str | None) -> None:
     assert data == b"Response: Error\r\nActionID: l\r\nMessage: Authentication failed\r\n\r\n"
     assert closed
     assert _REFUSE_DELAY - 0.05 <= elapsed < _REFUSE_DELAY + 1.0
+
+
+# -- the fault records themselves ----------------------------------------------------------------
+
+def test_misspelt_hook_is_an_error() -> None:
+    from amicheck.sim.faults import Fault
+
+    with pytest.raises(ValueError, match="unknown behaviour hook"):
+        Fault("x-fault", "a typo", hooks=(("close_on_logof", False),),
+              fails=frozenset({"AMI-AUTH-004"}))
+    with pytest.raises(ValueError, match="no requirement ID"):
+        Fault("x-fault", "caught by nothing", hooks=(("close_on_logoff", False),))
+
+
+def test_faults_overriding_one_hook_conflict() -> None:
+    from amicheck.sim.faults import FaultConflictError
+
+    with pytest.raises(FaultConflictError, match="md5_accepts"):
+        Simulator(make_profile(), faults=("md5-any-key", "md5-uppercase-key"))
+    # different hooks combine: both deviations are served
+    with sim_running(faults=("banner-mismatch", "logoff-ignored")) as sim, Conn.to(sim) as c:
+        assert c.banner() == "Asterisk Call Manager/1.1"
+        assert sim.behaviour.close_on_logoff is False
+
+
+def test_every_fault_overrides_something() -> None:
+    from amicheck.sim.behaviour import COMPLIANT
+
+    for name, fault in FAULTS.items():
+        changed = [h for h, v in fault.hooks if getattr(COMPLIANT, h) != v]
+        assert changed or fault.extra_users, f"{name} changes nothing"
