@@ -44,10 +44,6 @@ EXPECTED: dict[str, frozenset[str]] = {name: f.fails for name, f in FAULTS.items
 SLOW_EXPECTED: dict[str, frozenset[str]] = {
     name: f.fails_slow for name, f in FAULTS.items() if f.fails_slow
 }
-#: IDs a fault record names whose suite check is written on another branch: the runs of
-#: those faults skip until the check is in the catalogue (then they run by themselves).
-NOT_YET_CHECKED = frozenset({"AMI-AUTH-008"}) - set(CATALOGUE)
-
 _FAILED = ("fail", "error")
 
 
@@ -129,7 +125,7 @@ def test_every_fault_is_caught_by_something() -> None:
 
 
 def test_every_requirement_is_failed_by_some_fault() -> None:
-    caught = set().union(*EXPECTED.values(), *SLOW_EXPECTED.values()) - NOT_YET_CHECKED
+    caught = set().union(*EXPECTED.values(), *SLOW_EXPECTED.values())
     assert caught <= set(CATALOGUE), f"unknown IDs in the table: {sorted(caught - set(CATALOGUE))}"
     assert set(CATALOGUE) <= caught, (
         f"requirements no fault breaks: {sorted(set(CATALOGUE) - caught)}"
@@ -169,8 +165,6 @@ def test_compliant_profile_passes(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_fails_exactly_its_requirements(pytester: pytest.Pytester, fault: str) -> None:
-    if "AMI-AUTH-008" not in CATALOGUE and "AMI-AUTH-008" in EXPECTED[fault]:
-        pytest.skip("AMI-AUTH-008 check not on this branch")
     outcomes = _run(pytester, "-m", "not slow", "--ami-fault", fault)
     failing = _failing(outcomes)
     expected = set(EXPECTED[fault])

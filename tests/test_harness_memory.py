@@ -207,7 +207,8 @@ def test_short_run_against_a_streaming_target(
 
     Before the plugin let go of its clients, RSS after each of these tests was 306, 393, 568,
     659, 702, 702 MB; now 307, 101, 118, 120, 129, 129 MB. The peak inside one test is
-    bounded by the client's own caps (client.py), not by the plugin, so the short form checks what the plugin owns.
+    bounded by the client's own caps (client.py), not by the plugin, so the short form
+    checks what the plugin owns.
     """
     run = run_harness(tmp_path, streaming_target.port, "-k", "AUTH and not slow", timeout=600)
     print(f"harness RSS after each test (MB): {[round(m) for m in run.after_test_mb]}; "
