@@ -73,14 +73,20 @@ def dialect_of(banner: str) -> str:
 def infer_privileges(listed: dict[str, frozenset[str]]) -> tuple[tuple[str, ...], str]:
     """The user's classes from ListCommands (action -> classes that grant it, any one).
 
-    An action is listed when the user holds one of its classes, so the user's classes hit
-    every listed action's set: the answer is the smallest such set (greedy, most actions
-    first). When it covers every class the UCM offers, the user is written as ``all``.
-    Returns (classes, note).
+    An action is listed when the user holds one of its classes. When the listed actions name
+    every class the UCM offers that grants an action at all, the user is written as ``all``;
+    otherwise the answer is the fewest classes that grant every listed action (greedy, the
+    class granting most first). Classes that grant no action (event-only ones such as cdr or
+    security) cannot be seen this way. Returns (classes, note).
     """
-    from amicheck.privileges import PERM_NAMES, UCM_PRIVILEGES
+    from amicheck.privileges import ACTION_PRIVILEGES, PERM_NAMES, UCM_PRIVILEGES
 
     order = [n for n, _ in PERM_NAMES]
+    seen = {n for c in listed.values() for n in c}
+    ucm = set(UCM_PRIVILEGES) - {"all"}
+    granting = ucm & {n for c in ACTION_PRIVILEGES.values() for n in c}
+    if granting and len(granting - seen) <= 1:
+        return ("all",), "the listed actions span every class the UCM offers"
     sets = [c for c in listed.values() if c]
     chosen: list[str] = []
     while sets:
@@ -91,15 +97,12 @@ def infer_privileges(listed: dict[str, frozenset[str]]) -> tuple[tuple[str, ...]
         best = min(counts, key=lambda n: (-counts[n], order.index(n) if n in order else 99))
         chosen.append(best)
         sets = [c for c in sets if best not in c]
-    ucm = set(UCM_PRIVILEGES) - {"all"}
-    singles = {next(iter(c)) for c in listed.values() if len(c) == 1}
-    if ucm <= set(chosen) | singles:
-        return ("all",), "every class the UCM offers is granted"
     classes = tuple(sorted(chosen, key=lambda n: order.index(n) if n in order else 99))
-    note = ("inferred: the fewest classes that grant every listed action; a class whose "
-            "actions all need another one too cannot be seen") if classes else (
-            "only actions that need no privilege are listed")
-    return classes, note
+    if not classes:
+        return (), ("NOT DISCOVERED: only actions that need no privilege are listed (the "
+                    "user's classes grant no action, e.g. cdr or security): set privileges")
+    return classes, ("inferred from ListCommands; classes that grant no action (cdr, "
+                     "security, ...) cannot be seen: add them if the user has them")
 
 
 def _probe_tls(d: Discovery, timeout: float) -> None:
