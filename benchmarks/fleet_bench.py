@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fleet_bench", description=__doc__.split("\n")[0])
     p.add_argument("--targets", type=int, default=50, help="fleet size (default 50)")
     p.add_argument("--jobs", type=int, help="amicheck fleet --jobs (default: its own)")
+    p.add_argument("--spawn", choices=("exec", "fork"), default="exec",
+                   help="amicheck fleet --spawn (default exec)")
     p.add_argument("--keep", metavar="DIR", help="write the reports here and keep them")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--no-check", action="store_true", help="do not judge the goals")
@@ -151,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
                str(base / "fleet"), "--quiet"]
         if args.jobs:
             cmd += ["--jobs", str(args.jobs)]
+        cmd += ["--spawn", args.spawn]
         fleet_m = _measure(cmd + tail, timeout=3600)
         data = json.loads((base / "fleet" / "fleet.json").read_text("utf-8"))
         summary = data["summary"]
         jobs = data["run"].get("jobs")
+        spawn = data["run"].get("spawn", "exec")
     n = args.targets
     result = {
         "targets": n,
         "jobs": jobs,
+        "spawn": spawn,
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "fleet": fleet_m,
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"fleet of {n} simulated UCMs, {jobs} at once, {os.cpu_count()} CPUs "
+        print(f"fleet of {n} simulated UCMs, {jobs} at once ({spawn}), {os.cpu_count()} CPUs "
               f"(load average {result['load_avg_1m']:.1f}):")
         print(f"  wall {fleet_m['wall_s']:.1f} s  ->  {result['targets_per_min']:.1f} "
               f"targets/minute; CPU {fleet_m['cpu_s']:.0f} s")

@@ -301,3 +301,63 @@ def test_merge_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main_merge([str(tmp_path / "s1"), str(tmp_path / "s2"), "--report-dir",
                        str(tmp_path / "o")]) == 2
     assert "shard(s) 3/3 missing" in capsys.readouterr().err
+
+
+# --- runner pieces -------------------------------------------------------------------------
+
+
+def test_command_for_passes_every_target_setting(tmp_path: Path) -> None:
+    from amicheck.fleet.runner import LEAN_PYTEST_ARGS, command_for
+    from amicheck.fleet.spec import FleetTarget
+
+    t = FleetTarget(name="a", target="192.0.2.1:7777", profile=tmp_path / "p.toml",
+                    outside_source="127.0.0.2", allow_destructive=True, allow_bruteforce=True)
+    cmd = command_for(t, tmp_path / "out", pcap=True, pytest_args=["-k", "CFG"], python="py")
+    assert cmd[:4] == ["py", "-m", "amicheck", "run"]
+    joined = " ".join(cmd)
+    for part in ("--target 192.0.2.1:7777", f"--profile {tmp_path / 'p.toml'}",
+                 f"--report-dir {tmp_path / 'out'}", "--outside-source 127.0.0.2",
+                 "--allow-destructive", "--allow-bruteforce", "--pcap"):
+        assert part in joined
+    assert cmd[cmd.index("--") + 1:] == [*LEAN_PYTEST_ARGS, "-k", "CFG"]
+    sim = command_for(FleetTarget(name="s", faults=("weak-password", "event-leak")), tmp_path)
+    assert sim[sim.index("--target") + 1] == "sim" and "--profile" not in sim
+    assert " ".join(sim).count("--fault") == 2
+
+
+def test_default_jobs_is_bounded() -> None:
+    from amicheck.fleet.runner import PER_CPU, default_jobs
+
+    assert default_jobs(1) == 1
+    assert 1 <= default_jobs(10_000) <= PER_CPU * (__import__("os").cpu_count() or 1)
+
+
+def test_progress_line_on_a_terminal_and_in_a_log() -> None:
+    import io
+
+    from amicheck.fleet.progress import Progress
+    from amicheck.fleet.runner import Job
+    from amicheck.fleet.spec import FleetTarget
+
+    done = Job(FleetTarget(name="a"), Path("a"), started=0.0)
+    done.row = ROWS[2]
+    running = Job(FleetTarget(name="slow-one"), Path("b"),
+                  started=__import__("time").monotonic() - 42)
+    tty = io.StringIO()
+    p = Progress(tty, tty=True)
+    p([done], [running], 3)
+    p.close()
+    text = tty.getvalue()
+    assert text.startswith("\rfleet: 1/3 done, 1 failing, 1 running; slowest in flight: "
+                           "slow-one (42 s)") and text.endswith("\n")
+    log = io.StringIO()
+    p = Progress(log, tty=False)
+    p([done], [running], 3)
+    p([done], [running], 3)  # nothing new: no second line
+    assert log.getvalue().splitlines() == [
+        "fleet: [1/3] a NOT-COMPLIANT (1 failed, 0 errors) in 0.0 s; slowest in flight: "
+        "slow-one (42 s)"]
+    hb = io.StringIO()
+    p = Progress(hb, tty=False, heartbeat_s=0.0)
+    p([], [running], 3)
+    assert hb.getvalue().startswith("fleet: 0/3 done, 0 failing, 1 running")

@@ -74,6 +74,10 @@ def fleet_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", action="store_true", help="write a pcap per test")
     p.add_argument("--deadline", type=_seconds, metavar="SECONDS",
                    help="per-target wall-clock limit for every target (overrides the file)")
+    p.add_argument("--spawn", choices=("exec", "fork"), default="exec",
+                   help="start each target's run as a fresh 'python -m amicheck run' (exec, "
+                   "the default) or by forking this warmed-up process (fork: less CPU and "
+                   "shared memory per target; POSIX only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     return p
 
@@ -171,6 +175,12 @@ def main_fleet(argv: Sequence[str] | None = None) -> int:
         except bl.BaselineError as exc:
             _err("fleet", f"--baseline: {exc}")
             return EXIT_USAGE
+    if args.spawn == "fork":
+        from amicheck.fleet.forkspawn import available
+
+        if not available():
+            _err("fleet", "--spawn fork needs os.fork (POSIX); use --spawn exec")
+            return EXIT_USAGE
     targets = fleet.select(shard)
     if args.deadline:
         targets = tuple(replace(t, deadline_s=args.deadline) for t in targets)
@@ -188,7 +198,8 @@ def main_fleet(argv: Sequence[str] | None = None) -> int:
     label = _profile_label(fleet.path.parent if fleet.path else None)
     rows, interrupted = run_targets(
         targets, targets_dir, jobs=jobs, label=label, pcap=args.pcap,
-        pytest_args=[*fleet.extra_args, *pytest_args], on_progress=progress)
+        pytest_args=[*fleet.extra_args, *pytest_args], on_progress=progress,
+        spawn=args.spawn)
     if progress is not None:
         progress.close()
     reports = []
@@ -203,7 +214,7 @@ def main_fleet(argv: Sequence[str] | None = None) -> int:
         started=started.isoformat(timespec="seconds"),
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         duration=time.monotonic() - t0, shards=(shard_text,), fleet_size=len(fleet.targets),
-        extra={"jobs": jobs},
+        extra={"jobs": jobs, "spawn": args.spawn},
     )
     if old is not None:
         report = bl.mark(report, bl.compare(old, report), Path(args.baseline).name)

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from amicheck.fleet.model import TargetRow, TargetStatus, error_row, row_from_run
 from amicheck.fleet.spec import FleetTarget
 
 __all__ = ["Job", "run_targets", "default_jobs", "command_for", "LEAN_PYTEST_ARGS",
-           "RUN_LOG"]
+           "RUN_LOG", "SPAWN_MODES"]
 
 #: Per-child pytest options that change no outcome but save ~10 MB and ~2 s of start-up per
 #: child: the hypothesis plugin (a test dependency) loads on import and suites do not use it.
@@ -36,6 +36,8 @@ RUN_LOG = "run.log"
 KILL_GRACE_S = 3.0
 #: Resident memory one child takes at its peak (measured: ~65-75 MB), for sizing --jobs.
 CHILD_RSS_MB = 80
+#: Default concurrent runs per CPU (see default_jobs).
+PER_CPU = 12
 _POLL_S = 0.1
 _TAIL_BYTES = 64 * 1024
 
@@ -43,13 +45,14 @@ _TAIL_BYTES = 64 * 1024
 def default_jobs(n_targets: int) -> int:
     """How many targets to audit at once by default.
 
-    A run spends ~90 % of its time waiting (30 s of its ~35 s is the auth-timeout check), so
-    a core keeps ~7 runs busy; memory caps it too (a quarter of what is available, at
-    :data:`CHILD_RSS_MB` per child), and so does the fleet's size.
+    A run spends ~93 % of its time waiting (30 s of its ~35-40 s is the auth-timeout check;
+    it needs ~2.5-3 s of CPU), so a core keeps about a dozen runs busy (measured on 2 CPUs:
+    14 at once took 225 s for 50 targets, 25 at once 159 s); memory caps it too (a quarter
+    of what is available, at :data:`CHILD_RSS_MB` per child), and so does the fleet's size.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
-    by_cpu = 7 * max(1, cpus)
+    by_cpu = PER_CPU * max(1, cpus)
     by_mem = by_cpu
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -83,6 +86,20 @@ def command_for(t: FleetTarget, report_dir: Path, *, pcap: bool = False,
     return cmd
 
 
+class _Proc(Protocol):
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+#: How children are started: "exec" a fresh ``python -m amicheck run`` (the default), or
+#: "fork" the warmed-up fleet process (:mod:`amicheck.fleet.forkspawn`).
+SPAWN_MODES = ("exec", "fork")
+
+
 @dataclass
 class Job:
     """A running (or finished) target audit."""
@@ -90,7 +107,7 @@ class Job:
     target: FleetTarget
     directory: Path
     started: float = 0.0
-    proc: subprocess.Popen[bytes] | None = None
+    proc: _Proc | None = None
     log: IO[bytes] | None = None
     row: TargetRow | None = None
     killed_at: float | None = None
@@ -104,7 +121,7 @@ ProgressHook = Callable[[Sequence[Job], Sequence[Job], int], None]
 ProfileLabel = Callable[[FleetTarget], str]
 
 
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _kill_group(proc: _Proc, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -164,14 +181,20 @@ def _finish(job: Job, label: ProfileLabel, now: float) -> TargetRow:
     return row
 
 
-def _start(job: Job, cmd: list[str]) -> None:
+def _start(job: Job, cmd: list[str], spawn: str) -> None:
     if job.directory.exists():  # stale reports must never pass for this run's
         shutil.rmtree(job.directory)
     job.directory.mkdir(parents=True)
     job.log = open(job.directory / RUN_LOG, "wb")  # noqa: SIM115 - closed in _reap
+    job.started = time.monotonic()
+    if spawn == "fork":
+        from amicheck.fleet.forkspawn import fork_run
+
+        # cmd is [python, "-m", "amicheck", "run", ...]: the child calls main(["run", ...])
+        job.proc = fork_run(cmd[3:], job.log.fileno())
+        return
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    job.started = time.monotonic()
     job.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=job.log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
@@ -179,13 +202,21 @@ def _start(job: Job, cmd: list[str]) -> None:
 def run_targets(targets: Sequence[FleetTarget], targets_dir: Path, *, jobs: int,
                 label: ProfileLabel, pcap: bool = False, pytest_args: Sequence[str] = (),
                 python: str = sys.executable, on_progress: ProgressHook | None = None,
-                ) -> tuple[list[TargetRow], bool]:
+                spawn: str = "exec") -> tuple[list[TargetRow], bool]:
     """Audit ``targets`` (at most ``jobs`` at once) into ``targets_dir/<name>/``.
+
+    ``spawn`` is one of :data:`SPAWN_MODES`.
 
     Returns:
         The rows in the order the targets were given, and whether the run was interrupted
         (Ctrl-C: running children are killed, unfinished targets become error rows).
     """
+    if spawn not in SPAWN_MODES:
+        raise ValueError(f"spawn must be one of {SPAWN_MODES}, got {spawn!r}")
+    if spawn == "fork":
+        from amicheck.fleet.forkspawn import warm_up
+
+        warm_up()
     pending = [Job(t, targets_dir / t.name) for t in targets]
     queue = list(pending)
     queue.reverse()
@@ -197,7 +228,7 @@ def run_targets(targets: Sequence[FleetTarget], targets_dir: Path, *, jobs: int,
             while queue and len(running) < max(1, jobs):
                 job = queue.pop()
                 _start(job, command_for(job.target, job.directory, pcap=pcap,
-                                        pytest_args=pytest_args, python=python))
+                                        pytest_args=pytest_args, python=python), spawn)
                 running.append(job)
             time.sleep(_POLL_S)
             now = time.monotonic()
