@@ -33,7 +33,7 @@ table.matrix th.req{writing-mode:vertical-rl;transform:rotate(180deg);font-weigh
 .o-error{background:#fde8c8;color:#8a4b00;font-weight:bold}.o-skip{background:#f2f2f2;color:#777}
 .o-none{background:#fff}.reg{outline:3px solid #7a00c2;outline-offset:-3px}
 .s-error,.s-incomplete{color:#8a4b00;font-weight:bold}.s-not-compliant{color:#a31515;font-weight:bold}
-.s-compliant{color:#1b6e1b}.muted{color:#666}td.err{background:#fde8c8;text-align:left}
+.s-compliant{color:#1b6e1b}td[class^="s-"]{white-space:nowrap}.muted{color:#666}td.err{background:#fde8c8;text-align:left}
 .sev-critical{color:#fff;background:#7a0000}.sev-high{background:#f9d6d5}
 .sev-medium{background:#fde8c8}.sev-low{background:#fffbd6}
 """
@@ -73,8 +73,9 @@ def _matrix(report: FleetReport) -> list[str]:
     for row in report.worst_first():
         msgs = dict(row.messages)
         bad = row.count(Outcome.FAIL) + row.count(Outcome.ERROR)
-        tags = f' <span class="muted">[{_e(", ".join(row.tags))}]</span>' if row.tags else ""
-        faults = (f' <span class="muted">faults: {_e(", ".join(row.faults))}</span>'
+        tags = (f'<br><small class="muted">{_e(", ".join(row.tags))}</small>'
+                if row.tags else "")
+        faults = (f'<br><small class="muted">faults: {_e(", ".join(row.faults))}</small>'
                   if row.faults else "")
         name = (f'<a href="targets/{_e(quote(row.name))}/report.html">{_e(row.name)}</a>'
                 if row.outcomes else _e(row.name))

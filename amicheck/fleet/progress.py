@@ -32,6 +32,7 @@ class Progress:
         self._last_draw = 0.0
         self._last_line = time.monotonic()
         self._width = 0
+        self._drawn = ""
 
     @staticmethod
     def _failing(finished: Sequence[Job]) -> int:
@@ -58,6 +59,9 @@ class Progress:
             self._seen = len(finished)
             self._last_draw = now
             line = self.status_line(finished, running, total)
+            if line == self._drawn:
+                return
+            self._drawn = line
             pad = max(0, self._width - len(line))
             self._width = len(line)
             self.stream.write("\r" + line + " " * pad)
