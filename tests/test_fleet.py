@@ -361,3 +361,24 @@ def test_progress_line_on_a_terminal_and_in_a_log() -> None:
     p = Progress(hb, tty=False, heartbeat_s=0.0)
     p([], [running], 3)
     assert hb.getvalue().startswith("fleet: 0/3 done, 0 failing, 1 running")
+
+
+def test_mark_run_for_amicheck_run_baseline() -> None:
+    from datetime import UTC, datetime
+
+    from amicheck.report.json_writer import to_dict as run_to_dict
+    from amicheck.report.model import CheckResult, RunReport
+
+    def report(outcome: Outcome) -> RunReport:
+        now = datetime.now(UTC)
+        return RunReport(target="sim", is_sim=True, profile="p", version="0", started=now,
+                         finished=now, results=(
+                             CheckResult("t::a", "AMI-CFG-001", "t", "AMI-CFG", "high", outcome),
+                             CheckResult("t::b", "AMI-CFG-002", "t", "AMI-CFG", "low",
+                                         Outcome.FAIL)))
+
+    old, new = report(Outcome.PASS), report(Outcome.FAIL)
+    assert bl.regressions(run_to_dict(old), new) == {"AMI-CFG-001"}
+    marked = bl.mark_run(new, old, "old.json")
+    assert dict(marked.extra) == {"baseline": "old.json", "regressions": "AMI-CFG-001"}
+    assert dict(bl.mark_run(new, new, "x").extra)["regressions"] == ""

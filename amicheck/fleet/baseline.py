@@ -33,6 +33,7 @@ __all__ = [
     "regressions",
     "load_report",
     "mark",
+    "mark_run",
     "format_comparison",
     "HARNESS_KEY",
     "BaselineError",
@@ -208,6 +209,15 @@ def regressions(old: Any, new: RunReport) -> frozenset[str]:
     """
     diff = compare(old, new).target(_SINGLE)
     return frozenset(diff.new_failures) if diff else frozenset()
+
+
+def mark_run(report: RunReport, old: Any, baseline_name: str) -> RunReport:
+    """A copy of a run report with ``baseline`` and ``regressions`` (space-separated keys,
+    sorted) appended to ``extra``: for ``amicheck run --baseline OLD.json``, whose writers
+    can show them (JSON ``extra``, a JUnit property, an HTML mark)."""
+    keys = " ".join(sorted(regressions(old, report)))
+    return replace(report, extra=(*report.extra, ("baseline", baseline_name),
+                                  ("regressions", keys)))
 
 
 def mark(report: fleet_model.FleetReport, comparison: Comparison,
