@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fleet_bench", description=__doc__.split("\n")[0])
     p.add_argument("--targets", type=int, default=50, help="fleet size (default 50)")
     p.add_argument("--jobs", type=int, help="amicheck fleet --jobs (default: its own)")
-    p.add_argument("--spawn", choices=("exec", "fork"), default="exec",
-                   help="amicheck fleet --spawn (default exec)")
+    p.add_argument("--spawn", choices=("auto", "exec", "fork"), default="auto",
+                   help="amicheck fleet --spawn (default auto)")
     p.add_argument("--keep", metavar="DIR", help="write the reports here and keep them")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--no-check", action="store_true", help="do not judge the goals")

@@ -382,3 +382,9 @@ def test_mark_run_for_amicheck_run_baseline() -> None:
     marked = bl.mark_run(new, old, "old.json")
     assert dict(marked.extra) == {"baseline": "old.json", "regressions": "AMI-CFG-001"}
     assert dict(bl.mark_run(new, new, "x").extra)["regressions"] == ""
+
+
+def test_fork_is_not_used_inside_a_pytest_session() -> None:
+    from amicheck.fleet.forkspawn import fork_safe
+
+    assert fork_safe() is False  # the rewrite hook of this very session is installed

@@ -22,7 +22,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-__all__ = ["ForkedRun", "warm_up", "fork_run", "available"]
+__all__ = ["ForkedRun", "warm_up", "fork_run", "available", "fork_safe"]
 
 #: What ``amicheck run`` imports before ``pytest.main`` (its preflight), nothing more.
 _WARM_MODULES = ("pytest", "amicheck.cli", "amicheck.errors", "amicheck.plugin",
@@ -32,6 +32,16 @@ _WARM_MODULES = ("pytest", "amicheck.cli", "amicheck.errors", "amicheck.plugin",
 
 def available() -> bool:
     return hasattr(os, "fork")
+
+
+def fork_safe() -> bool:
+    """Whether forking this process is safe: POSIX, one thread, and no pytest session running
+    here (its capture and import hooks must not leak into a target's run)."""
+    import threading
+
+    if not available() or threading.active_count() != 1:
+        return False
+    return not any(type(h).__name__ == "AssertionRewritingHook" for h in sys.meta_path)
 
 
 def warm_up() -> None:
@@ -87,6 +97,7 @@ def fork_run(argv: Sequence[str], log_fd: int) -> ForkedRun:
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
+        os.closerange(3, 1 << 16)  # other targets' logs stay the parent's
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from amicheck.cli import main
