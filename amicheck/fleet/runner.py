@@ -37,7 +37,7 @@ KILL_GRACE_S = 3.0
 #: Resident memory one child takes at its peak (measured: ~65-75 MB), for sizing --jobs.
 CHILD_RSS_MB = 80
 #: Default concurrent runs per CPU (see default_jobs).
-PER_CPU = 12
+PER_CPU = 13
 _POLL_S = 0.1
 _TAIL_BYTES = 64 * 1024
 
@@ -46,9 +46,10 @@ def default_jobs(n_targets: int) -> int:
     """How many targets to audit at once by default.
 
     A run spends ~93 % of its time waiting (30 s of its ~35-40 s is the auth-timeout check;
-    it needs ~2.5-3 s of CPU), so a core keeps about a dozen runs busy (measured on 2 CPUs:
-    14 at once took 225 s for 50 targets, 25 at once 159 s); memory caps it too (a quarter
-    of what is available, at :data:`CHILD_RSS_MB` per child), and so does the fleet's size.
+    it needs ~2-3 s of CPU), so a core keeps about a dozen runs busy (measured on 2 busy
+    CPUs, 50 targets: 14 at once 225 s, 24 at once 154-192 s, 25 at once 129-159 s); memory
+    caps it too (a quarter of what is available, at :data:`CHILD_RSS_MB` per child), and so
+    does the fleet's size.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
@@ -62,7 +63,11 @@ def default_jobs(n_targets: int) -> int:
                     break
     except OSError:
         pass
-    return max(1, min(n_targets, by_cpu, by_mem))
+    cap = max(1, min(n_targets, by_cpu, by_mem))
+    # Even waves: 50 targets at a cap of 26 run as 25 + 25, not 26 + 24 or 24 + 24 + 2 (a
+    # last wave of two takes a whole run's time for almost nothing).
+    waves = -(-n_targets // cap)
+    return max(1, -(-n_targets // waves))
 
 
 def command_for(t: FleetTarget, report_dir: Path, *, pcap: bool = False,
