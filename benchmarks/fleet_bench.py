@@ -175,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                                              "error")},
         "goals": {"wall_s": GOAL_WALL_S, "memory_mb": GOAL_MEM_MB},
     }
-    ok = (fleet_m["wall_s"] < GOAL_WALL_S and fleet_m["peak_rss_mb"] < GOAL_MEM_MB
-          and summary["error"] == 0)
+    verdicts = {
+        f"wall < {GOAL_WALL_S:.0f} s": fleet_m["wall_s"] < GOAL_WALL_S,
+        f"summed RSS < {GOAL_MEM_MB:.0f} MB": fleet_m["peak_rss_mb"] < GOAL_MEM_MB,
+        f"summed PSS < {GOAL_MEM_MB:.0f} MB": fleet_m["peak_pss_mb"] < GOAL_MEM_MB,
+        "no harness errors": summary["error"] == 0,
+    }
+    ok = all(verdicts.values())
+    result["verdicts"] = verdicts
     result["goals_met"] = ok
     if args.json:
         print(json.dumps(result, indent=2))
@@ -193,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{fleet_m['peak_pss_mb']:.0f} MB summed PSS, {fleet_m['peak_processes']} "
               "processes")
         print(f"  outcomes: {result['statuses']}")
-        print(f"  goals (< {GOAL_WALL_S:.0f} s, < {GOAL_MEM_MB:.0f} MB RSS, no errors): "
-              + ("met" if ok else "NOT met"))
+        print("  goals: "
+              + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in verdicts.items()))
     return 0 if ok or args.no_check else 1
 
 
