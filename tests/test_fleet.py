@@ -328,7 +328,8 @@ def test_command_for_passes_every_target_setting(tmp_path: Path) -> None:
 def test_default_jobs_is_bounded() -> None:
     from amicheck.fleet.runner import PER_CPU, default_jobs
 
-    assert default_jobs(1) == 1
+    assert default_jobs(1) == 1 and default_jobs(0) == 1  # an empty shard
+    assert default_jobs(50) in (25, 50 // -(-50 // default_jobs(10_000)))
     assert 1 <= default_jobs(10_000) <= PER_CPU * (__import__("os").cpu_count() or 1)
 
 

@@ -109,6 +109,20 @@ def test_fleet_report(fleet_run: tuple[Path, Path, int, str]) -> None:
     assert [s.get("name") for s in doc.getroot()] == ["banner", "dead", "ok-1", "weak"]
 
 
+def test_no_secret_reaches_the_fleet_reports(fleet_run: tuple[Path, Path, int, str]) -> None:
+    from amicheck.profile import default_profile
+
+    _, out, _, err = fleet_run
+    secrets = default_profile().secrets() | {"abcdef"}  # + the weak-password fault's secret
+    files = [out / "fleet.html", out / "fleet.json", out / "junit.xml",
+             *sorted((out / "targets").glob("*/run.log"))]
+    for path in files:
+        text = path.read_text("utf-8")
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} in {path}"
+    assert not any(secret in err for secret in secrets)
+
+
 def test_each_target_equals_amicheck_run_alone(fleet_run: tuple[Path, Path, int, str],
                                                tmp_path: Path) -> None:
     _, out, _, _ = fleet_run

@@ -51,6 +51,8 @@ def default_jobs(n_targets: int) -> int:
     caps it too (a quarter of what is available, at :data:`CHILD_RSS_MB` per child), and so
     does the fleet's size.
     """
+    if n_targets < 1:
+        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     by_cpu = PER_CPU * max(1, cpus)
