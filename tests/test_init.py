@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +164,40 @@ def test_init_against_real_asterisk(asterisk22: dict[str, str], tmp_path: Path) 
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode in (0, 1), run.stderr[-2000:]
     assert _harness_errors(tmp_path / "rep") == []
+
+
+def test_init_prompts_without_echo_on_a_terminal(sim: Simulator, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    out = tmp_path / "tty.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMICHECK_SECRET_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout/stderr and the controlling terminal are the pty
+        os.execve(sys.executable, [sys.executable, "-m", "amicheck.fleet", "init", "--target",
+                                   f"127.0.0.1:{sim.port}", "--user", "ucmamiuser1",
+                                   "--tls-port", str(sim.tls_port), "-o", str(out)], env)
+    seen = b""
+    sent = False
+    deadline = time.monotonic() + 60
+    status = None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            if not chunk:
+                break
+            seen += chunk
+        if not sent and b"not echoed" in seen:
+            os.write(fd, ALL_SECRET.encode() + b"\n")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert sent, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert ALL_SECRET.encode() not in seen  # not echoed, not printed
+    assert b"next: export AMICHECK_SECRET_UCMAMIUSER1=" in seen
+    assert load_profile(out, env={"AMICHECK_SECRET_UCMAMIUSER1": ALL_SECRET}).users
