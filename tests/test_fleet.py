@@ -107,6 +107,14 @@ def test_fleet_file_not_toml_and_empty(tmp_path: Path) -> None:
         load_fleet(tmp_path / "nope.toml")
 
 
+def test_shipped_demo_fleet_loads() -> None:
+    demo = Path(__file__).resolve().parents[1] / "examples" / "fleet-demo.toml"
+    fleet = load_fleet(demo)
+    assert fleet.name == "demo" and len(fleet.targets) == 12
+    assert all(t.is_sim for t in fleet.targets)
+    assert sum(1 for t in fleet.targets if t.faults) == 8
+
+
 def test_bad_fleet_file_is_exit_2_with_one_line_per_problem(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "f.toml"

@@ -132,32 +132,36 @@ def test_init_profile_runs_without_harness_errors(sim: Simulator, tmp_path: Path
     assert _harness_errors(tmp_path / "rep") == []
 
 
-@pytest.fixture(scope="module")
-def asterisk22() -> dict[str, str]:
+@pytest.fixture(scope="module", params=["22", "13"])
+def asterisk(request: pytest.FixtureRequest) -> dict[str, str]:
+    version = str(request.param)
     if not KIT.exists():
         pytest.skip("reference Asterisk kit not present")
     st = subprocess.run([str(KIT), "status"], capture_output=True, text=True, timeout=10).stdout
-    if "asterisk 22 not-built" in st or "asterisk 22 outdated" in st:
-        pytest.skip(f"reference Asterisk not built: run {KIT} build all")
-    r = subprocess.run([str(KIT), "start", "22"], capture_output=True, text=True, timeout=60)
+    if f"asterisk {version} not-built" in st or f"asterisk {version} outdated" in st:
+        pytest.skip(f"reference Asterisk {version} not built: run {KIT} build all")
+    r = subprocess.run([str(KIT), "start", version], capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stderr
-    return dict(kv.split("=", 1) for kv in shlex.split(r.stdout)[3:])
+    ready = dict(kv.split("=", 1) for kv in shlex.split(r.stdout)[3:])
+    ready["version"] = version
+    return ready
 
 
-def test_init_against_real_asterisk(asterisk22: dict[str, str], tmp_path: Path) -> None:
+def test_init_against_real_asterisk(asterisk: dict[str, str], tmp_path: Path) -> None:
     env = dict(os.environ, AMICHECK_SECRET_UCMAMIUSER1="test123")
-    out = tmp_path / "a22.toml"
-    port = asterisk22["port"]
+    out = tmp_path / f"a{asterisk['version']}.toml"
+    port = asterisk["port"]
     r = subprocess.run([sys.executable, "-m", "amicheck.fleet", "init", "--target",
                         f"127.0.0.1:{port}", "--user", "ucmamiuser1", "--tls-port",
-                        asterisk22["tls_port"], "-o", str(out)],
+                        asterisk["tls_port"], "-o", str(out)],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     prof = load_profile(out, env=env)
-    assert prof.settings.banner == asterisk22["banner"]
+    assert prof.settings.banner == asterisk["banner"]
     assert prof.settings.tls_enable and prof.tls.cert is not None
     assert prof.users[0].privileges == ("all",)
-    assert "Asterisk 22 dialect" in out.read_text("utf-8")
+    assert f"Asterisk {asterisk['version']} dialect" in out.read_text("utf-8")
     run = subprocess.run([sys.executable, "-m", "amicheck", "run", "--target",
                           f"127.0.0.1:{port}", "--profile", str(out), "--report-dir",
                           str(tmp_path / "rep"), "--", *RUN_ARGS],
