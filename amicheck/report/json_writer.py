@@ -81,7 +81,7 @@ def from_dict(data: dict[str, Any]) -> RunReport:
     if data.get("schema") != SCHEMA:
         raise ValueError(f"not an {SCHEMA} report (schema: {data.get('schema')!r})")
     target = data["target"]
-    extra = data.get("extra") or {}
+    extra = data.get("extra", {})  # absent in reports written before it existed
     if not isinstance(extra, dict):
         raise ValueError(f"not an {SCHEMA} report: 'extra' is not an object")
     return RunReport(
