@@ -287,9 +287,15 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
         print(f"amicheck {report.status}: {counts}", file=out)
     faults = f" faults={','.join(report.faults)}" if report.faults else ""
     print(f"target {report.target}{faults}, profile {report.profile}", file=out)
-    problems = report.problems()
+    from amicheck.plugin.reporting import baseline_line
+
+    compared = baseline_line(report)
+    if compared is not None:
+        print(compared, file=out)
+    problems = sorted(report.problems(), key=lambda r: not report.is_regression(r))
     for r in problems[:_MAX_LISTED]:
-        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}", file=out)
+        new = "  (regression)" if report.is_regression(r) else ""
+        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}{new}", file=out)
         for line in _gist(r.message):
             print(f"        {line}", file=out)
     if len(problems) > _MAX_LISTED:
@@ -300,7 +306,12 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
 
 
 def _exit_status(code: int, report: RunReport | None) -> int:
-    """amicheck's exit status from pytest's and the report (see the module docstring)."""
+    """amicheck's exit status from pytest's and the report (see the module docstring).
+
+    With ``--baseline`` only regressions fail the run: the plugin (which alone knows whether
+    pytest stopped early) turns pytest's 1 into 0 when every failure was already in the
+    baseline, so the status here stays a function of pytest's.
+    """
     import pytest
 
     if code == int(pytest.ExitCode.INTERRUPTED):

@@ -5,6 +5,13 @@ One ``<testsuite>`` per area (``AMI-AUTH``, ...). The Jenkins/Ant schema (junit-
 ``<property name="AMI-AUTH-003" value="high"/>`` (ID -> severity), after the suite-wide
 ``area``/``target``/``profile``/``amicheck_version`` properties. Each testcase is named
 ``"<ID> <title>"`` with classname ``amicheck.<area>``, so CI views are keyed by requirement.
+
+A run compared with a baseline adds ``amicheck.baseline`` (its name) and
+``amicheck.regressions`` (the run's new failures, space-separated) to every suite, and gives
+each regressed testcase ``<properties><property name="amicheck.regression" value="true"/>``.
+That testcase element is an extension outside junit-10.xsd (as pytest's ``record_property``
+output is); GitLab and Jenkins' JUnit plugin read past it, and a run without regressions
+stays schema-valid.
 """
 
 from __future__ import annotations
@@ -48,6 +55,17 @@ def _case(r: CheckResult) -> junit_xml.TestCase:
     return case
 
 
+def _mark_regressions(root: ET.Element, report: RunReport) -> None:
+    """``amicheck.regression=true`` on each regressed testcase (suites and cases keep the
+    order of :meth:`RunReport.by_area`, so they pair up without matching names)."""
+    for suite, results in zip(root.iter("testsuite"), report.by_area().values(), strict=True):
+        for case, r in zip(suite.iter("testcase"), results, strict=True):
+            if report.is_regression(r):
+                props = ET.Element("properties")
+                ET.SubElement(props, "property", name="amicheck.regression", value="true")
+                case.insert(0, props)
+
+
 def to_junit_xml(report: RunReport) -> str:
     """Render the report as a JUnit XML document (pure: returns the text)."""
     suites = []
@@ -61,6 +79,9 @@ def to_junit_xml(report: RunReport) -> str:
         }
         if report.faults:
             properties["faults"] = ",".join(report.faults)
+        if report.baseline is not None:
+            properties["amicheck.baseline"] = report.baseline
+            properties["amicheck.regressions"] = " ".join(sorted(report.regressions))
         for r in results:
             if r.requirement:
                 properties[r.requirement] = r.severity
@@ -83,5 +104,7 @@ def to_junit_xml(report: RunReport) -> str:
     root.set("failures", str(counts[Outcome.FAIL]))
     root.set("errors", str(counts[Outcome.ERROR]))
     root.set("time", f"{sum(r.duration for r in report.results):.3f}")
+    if report.regressions:
+        _mark_regressions(root, report)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
