@@ -21,6 +21,7 @@ from lxml import etree
 import amicheck.capture  # noqa: F401  (imported once: see tests/test_plugin.py)
 from amicheck.cli import main
 from amicheck.report.json_writer import from_json
+from amicheck.report.junit_writer import REGRESSION_PREFIX
 
 SELECT = ["--", "-k", "port_and_banner or actions_before_login", "-q"]
 FAULT = ["--fault", "banner-mismatch"]
@@ -64,7 +65,8 @@ def _junit(run: Run) -> tuple[dict[str, str], set[str]]:
     doc = etree.parse(str(run.reports / "junit.xml"))
     props = {p.get("name"): p.get("value") for p in doc.xpath("//testsuite[1]/properties/property")}
     marked = {c.get("name").split()[0] for c in doc.iter("testcase")
-              if c.xpath("properties/property[@name='amicheck.regression'][@value='true']")}
+              if any((f.get("message") or "").startswith(REGRESSION_PREFIX)
+                     for f in c.xpath("failure|error"))}
     return props, marked
 
 

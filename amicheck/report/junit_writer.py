@@ -28,7 +28,12 @@ __all__ = ["to_junit_xml"]
 _NOT_IN_SCHEMA = ("disabled",)
 
 
-def _case(r: CheckResult) -> junit_xml.TestCase:
+#: Prefix of a regressed check's failure message: JUnit 10 has no per-testcase properties,
+#: and the message is what CI front ends show.
+REGRESSION_PREFIX = "REGRESSION since the baseline: "
+
+
+def _case(r: CheckResult, regression: bool = False) -> junit_xml.TestCase:
     name = f"{r.requirement} {r.title}" if r.requirement else r.title
     case = junit_xml.TestCase(
         name=name,
@@ -46,6 +51,8 @@ def _case(r: CheckResult) -> junit_xml.TestCase:
         if part
     )
     first_line = r.message.splitlines()[0] if r.message else r.outcome.value
+    if regression:
+        first_line = REGRESSION_PREFIX + first_line
     if r.outcome is Outcome.FAIL:
         case.add_failure_info(message=first_line, output=text, failure_type="failure")
     elif r.outcome is Outcome.ERROR:
@@ -53,17 +60,6 @@ def _case(r: CheckResult) -> junit_xml.TestCase:
     elif r.outcome is Outcome.SKIP:
         case.add_skipped_info(message=first_line, output=None)
     return case
-
-
-def _mark_regressions(root: ET.Element, report: RunReport) -> None:
-    """``amicheck.regression=true`` on each regressed testcase (suites and cases keep the
-    order of :meth:`RunReport.by_area`, so they pair up without matching names)."""
-    for suite, results in zip(root.iter("testsuite"), report.by_area().values(), strict=True):
-        for case, r in zip(suite.iter("testcase"), results, strict=True):
-            if report.is_regression(r):
-                props = ET.Element("properties")
-                ET.SubElement(props, "property", name="amicheck.regression", value="true")
-                case.insert(0, props)
 
 
 def to_junit_xml(report: RunReport) -> str:
@@ -88,7 +84,7 @@ def to_junit_xml(report: RunReport) -> str:
         suites.append(
             junit_xml.TestSuite(
                 name=area,
-                test_cases=[_case(r) for r in results],
+                test_cases=[_case(r, report.is_regression(r)) for r in results],
                 timestamp=timestamp,
                 properties=properties,
             )
@@ -104,7 +100,5 @@ def to_junit_xml(report: RunReport) -> str:
     root.set("failures", str(counts[Outcome.FAIL]))
     root.set("errors", str(counts[Outcome.ERROR]))
     root.set("time", f"{sum(r.duration for r in report.results):.3f}")
-    if report.regressions:
-        _mark_regressions(root, report)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
