@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from amicheck.errors import LocalProtocolError
-from amicheck.privileges import names_to_mask, required_classes
+from amicheck.privileges import names_to_mask
 from amicheck.profile import Profile, User
 from amicheck.protocol.encoder import encode
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request
+from amicheck.protocol.server_session import ServerRules, may_run
 from amicheck.sim import handlers as _handlers
 from amicheck.sim import replies
 from amicheck.sim.behaviour import Behaviour
@@ -32,7 +33,7 @@ from amicheck.sim.pbx import Pbx
 if TYPE_CHECKING:
     from amicheck.sim.session import AmiSession
 
-__all__ = ["SimCore", "wire", "tv", "Handler", "ISSUED_CHALLENGES"]
+__all__ = ["SimCore", "wire", "tv", "rules_of", "Handler", "ISSUED_CHALLENGES"]
 
 Handler = Callable[[ActionContext, Request], None]
 _CORE_ACTIONS = frozenset({"login", "logoff", "challenge", "events"})
@@ -114,6 +115,7 @@ class SimCore:
         self.auth_limit: int | None = s.auth_limit if b.enforce_auth_limit else None
         self.write_timeout = max(s.write_timeout_ms, 1) / 1000.0
         self.timestamps = b.timestamps(s.timestamp_events)
+        self.rules = rules_of(b)
         self.handlers: dict[str, Handler] = {}
         self.pbx: Pbx
         self._load_handlers()
@@ -220,18 +222,25 @@ class SimCore:
         self.emit(replies.event(name, ("security",), items), frozenset({"security"}))
 
     # -- checks -----------------------------------------------------------------------------
-    def acl_ok(self, user: User, ip: str) -> bool:
-        """May ``user`` log in from ``ip`` (the UCM rule: an empty list denies all)."""
-        return self.behaviour.acl(user, ip)
-
     def allowed(self, privs: tuple[str, ...], action: str) -> bool:
-        """process_message: authority 0, or any required class in the user's write perms."""
-        b = self.behaviour
-        if action in b.unchecked_actions:
-            return True
-        need = required_classes(action, b.privilege_table)
-        if need is None:
-            return "all" in privs  # an action the table does not know: only "all" runs it
-        if not need or need & b.unchecked_classes:
-            return True
-        return names_to_mask(privs) & names_to_mask(need) != 0
+        """process_message's write-privilege check (lower-case ``action``)."""
+        return may_run(self.rules, privs, action)
+
+
+def rules_of(b: Behaviour) -> ServerRules:
+    """The behaviour's hooks that the sans-I/O server session applies, as plain values."""
+    return ServerRules(
+        login_required=b.login_required,
+        close_on_logoff=b.close_on_logoff,
+        events_by_read_privilege=b.events_by_read_privilege,
+        reveal_unknown_user=b.reveal_unknown_user,
+        refuse_long_lines=b.refuse_long_lines,
+        refuse_many_headers=b.refuse_many_headers,
+        crash_on_hostile=b.crash_on_hostile,
+        missing_action_text=b.missing_action_text,
+        unknown_command_text=b.unknown_command_text,
+        action_of=b.action_of,
+        privilege_table=b.privilege_table,
+        unchecked_classes=b.unchecked_classes,
+        unchecked_actions=b.unchecked_actions,
+    )
