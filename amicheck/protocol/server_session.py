@@ -35,28 +35,10 @@ from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request
 
 __all__ = [
-    "State",
-    "Input",
-    "CloseReason",
-    "ServerRules",
-    "Verdict",
-    "Greeting",
-    "Reply",
-    "RunAction",
-    "Authenticate",
-    "LoggedIn",
-    "SecurityEvent",
-    "AuthFailed",
-    "Crash",
-    "Close",
-    "ServerEvent",
-    "ServerSession",
-    "ServerSessionError",
-    "TRANSITIONS",
-    "PREAUTH_ACTIONS",
-    "MISSING_ACTION",
-    "UNKNOWN_COMMAND",
-    "may_run",
+    "State", "Input", "CloseReason", "ServerRules", "Verdict", "Greeting", "Reply",
+    "RunAction", "Authenticate", "LoggedIn", "SecurityEvent", "AuthFailed", "Crash", "Close",
+    "ServerEvent", "ServerSession", "ServerSessionError", "TRANSITIONS", "PREAUTH_ACTIONS",
+    "MISSING_ACTION", "UNKNOWN_COMMAND", "may_run",
 ]
 
 #: process_message texts.
