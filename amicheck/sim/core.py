@@ -1,15 +1,17 @@
 """The state every connection of the simulator shares, on the simulator's event loop.
 
 :class:`SimCore` holds the users, the sessions, the PBX, the event broadcast, the security
-events and the decisions that do not depend on one connection (may this user log in from
-there, may these privileges run that action). How it decides is read from one
-:class:`~amicheck.sim.behaviour.Behaviour`: compliant by default, a fault's overrides when
-one is on.
+events and what every connection's sans-I/O
+:class:`~amicheck.protocol.server_session.ServerSession` is given: the banner, the handler
+table, the challenges and its :class:`~amicheck.protocol.server_session.ServerRules`. How it
+decides is read from one :class:`~amicheck.sim.behaviour.Behaviour`: compliant by default, a
+fault's overrides when one is on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import time
@@ -22,7 +24,7 @@ from amicheck.profile import Profile, User
 from amicheck.protocol.encoder import encode
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request
-from amicheck.protocol.server_session import ServerRules, may_run
+from amicheck.protocol.server_session import ServerRules
 from amicheck.sim import handlers as _handlers
 from amicheck.sim import replies
 from amicheck.sim.behaviour import Behaviour
@@ -221,26 +223,7 @@ class SimCore:
         ]
         self.emit(replies.event(name, ("security",), items), frozenset({"security"}))
 
-    # -- checks -----------------------------------------------------------------------------
-    def allowed(self, privs: tuple[str, ...], action: str) -> bool:
-        """process_message's write-privilege check (lower-case ``action``)."""
-        return may_run(self.rules, privs, action)
-
 
 def rules_of(b: Behaviour) -> ServerRules:
-    """The behaviour's hooks that the sans-I/O server session applies, as plain values."""
-    return ServerRules(
-        login_required=b.login_required,
-        close_on_logoff=b.close_on_logoff,
-        events_by_read_privilege=b.events_by_read_privilege,
-        reveal_unknown_user=b.reveal_unknown_user,
-        refuse_long_lines=b.refuse_long_lines,
-        refuse_many_headers=b.refuse_many_headers,
-        crash_on_hostile=b.crash_on_hostile,
-        missing_action_text=b.missing_action_text,
-        unknown_command_text=b.unknown_command_text,
-        action_of=b.action_of,
-        privilege_table=b.privilege_table,
-        unchecked_classes=b.unchecked_classes,
-        unchecked_actions=b.unchecked_actions,
-    )
+    """The hooks the sans-I/O server session applies, as plain values (same names)."""
+    return ServerRules(**{f.name: getattr(b, f.name) for f in dataclasses.fields(ServerRules)})

@@ -105,14 +105,6 @@ class AmiSession(asyncio.Protocol):
         self._turn: asyncio.Handle | None = None
         self._write_paused = False
 
-    @property
-    def authed(self) -> bool:
-        return self.ss.authenticated
-
-    @property
-    def username(self) -> str:
-        return self.ss.username
-
     # -- connection -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
