@@ -401,7 +401,8 @@ def _cmd_faults(args: argparse.Namespace) -> int:
 
     width = max(len(n) for n in FAULTS)
     for name, fault in FAULTS.items():
-        print(f"{name:<{width}}  {fault.description}")
+        fails = ", ".join((*fault.fails, *(f"{r} (slow)" for r in fault.fails_slow)))
+        print(f"{name:<{width}}  {fault.description}  [fails {fails}]")
     return EXIT_OK
 
 
