@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import ModuleType
 
 import _conformance
 import pytest
 
+import amicheck.protocol.events as events_mod
 import amicheck.protocol.session as session_mod
 from amicheck.protocol import Message, MessageKind, Parser, RequestParser
 from amicheck.protocol.session import (
@@ -291,13 +293,23 @@ def test_endless_event_list_is_capped_and_counted() -> None:
     assert b.dropped_list_items == 2
 
 
-def test_session_module_does_no_io() -> None:
-    tree = ast.parse(Path(session_mod.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", [session_mod, events_mod])
+def test_session_modules_do_no_io(module: ModuleType) -> None:
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
              for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom)}
     assert not names & {"socket", "ssl", "asyncio", "time", "select", "selectors", "scapy"}
+
+
+def test_event_classes_are_the_same_objects_from_both_modules() -> None:
+    """The split kept every name where callers import it, as the same object."""
+    for name in events_mod.__all__:
+        if name != "OK_STATUSES":
+            assert getattr(session_mod, name) is getattr(events_mod, name), name
+            assert name in session_mod.__all__, name
 
 
 # -- recorded real Asterisk traffic, byte by byte ----------------------------------------------
