@@ -28,12 +28,14 @@ __all__ = [
     "Closed",
     "SessionEvent",
     "MessageQueue",
+    "EventSearch",
     "OK_STATUSES",
 ]
 
 _EVENT = MessageKind.EVENT
 _RESPONSE = MessageKind.RESPONSE
 _RAW = MessageKind.RAW
+_MB = 1024 * 1024
 #: Response statuses that mean the action worked (lower case).
 OK_STATUSES: Final = frozenset({"success", "follows", "goodbye"})
 
@@ -188,6 +190,14 @@ class MessageQueue:
             self.size -= sizes.popleft()
             self.dropped += 1
 
+    @property
+    def cap_note(self) -> str | None:
+        """One line for a report when the caps dropped messages, else None."""
+        if not self.dropped:
+            return None
+        return (f"event stream capped at {self.max_count:,} events / "
+                f"{self.max_bytes / _MB:.3g} MB; {self.dropped:,} dropped")
+
     def take_event(self, pred: Callable[[Message], bool], start: int) -> tuple[Message | None, int]:
         """Remove and return the first event from index ``start`` on that ``pred`` accepts;
         else ``(None, len)``, the index to resume from."""
@@ -214,3 +224,30 @@ class MessageQueue:
                 out.append(msg)
         self.msgs, self._sizes, self.size = msgs, sizes, sum(sizes)
         return out
+
+
+class EventSearch:
+    """A look for the first event ``pred`` accepts in a :class:`MessageQueue`, made again
+    after every read: each call scans only what arrived since the last one (shifted back by
+    what the queue dropped meanwhile), so waiting in a long stream stays linear.
+
+    Call it (``True`` once found); ``found`` is the event, removed from the queue.
+    """
+
+    __slots__ = ("queue", "pred", "found", "_pos", "_dropped")
+
+    def __init__(self, queue: MessageQueue, pred: Callable[[Message], bool]) -> None:
+        self.queue = queue
+        self.pred = pred
+        self.found: Message | None = None
+        self._pos = 0
+        self._dropped = queue.dropped
+
+    def __call__(self) -> bool:
+        queue = self.queue
+        if self.found is None and (len(queue.msgs) > self._pos
+                                   or queue.dropped != self._dropped):
+            self._pos = max(0, self._pos - (queue.dropped - self._dropped))
+            self._dropped = queue.dropped
+            self.found, self._pos = queue.take_event(self.pred, self._pos)
+        return self.found is not None

@@ -35,6 +35,7 @@ from amicheck.protocol.events import (
     Stray,
     Unsolicited,
 )
+from amicheck.protocol.grammar import BANNER_PREFIX, MAX_BANNER
 from amicheck.protocol.message import Message, MessageKind
 
 # The event classes live in amicheck.protocol.events; they stay importable from here,
@@ -52,6 +53,7 @@ __all__ = [
     "SessionEvent",
     "HeaderValue",
     "ClientSession",
+    "FirstLine",
     "MessageQueue",
     "SEND_TRANSITIONS",
     "ANSWER_TRANSITIONS",
@@ -373,6 +375,14 @@ class ClientSession:
         self.state = State.CLOSED
         return Closed(tuple(self._pending))
 
+    @property
+    def cap_note(self) -> str | None:
+        """One line for a report when the list caps dropped items, else None."""
+        if not self.dropped_list_items:
+            return None
+        return (f"event lists capped at {self.max_list_items:,} items; "
+                f"{self.dropped_list_items:,} dropped")
+
     def forget(self, action_id: str) -> None:
         """Stop waiting for ``action_id`` (its answer, if it comes, is a Stray)."""
         p = self._pending.pop(action_id, None)
@@ -421,3 +431,43 @@ class ClientSession:
         self.deviations.append(d)
         self.deviation_count += 1
         return d
+
+
+class FirstLine:
+    """The bytes before the first line ends, and whether that line is the AMI banner.
+
+    Asterisk writes ``Asterisk Call Manager/x.y.z`` and CRLF first. Anything else (a bare LF,
+    another text, or over :data:`~amicheck.protocol.grammar.MAX_BANNER` bytes without a line
+    end) is not a banner, and every byte goes to the parser, which records what it makes of
+    them: the caller sees what the server said instead of a repaired version.
+    """
+
+    __slots__ = ("_head",)
+
+    def __init__(self) -> None:
+        self._head: bytearray | None = bytearray()
+
+    @property
+    def done(self) -> bool:
+        """The first line was decided (or the stream ended before it was)."""
+        return self._head is None
+
+    def feed(self, data: bytes) -> tuple[str | None, bytes] | None:
+        """None while undecided; then ``(banner or None, the bytes for the parser)``."""
+        head = self._head
+        assert head is not None, "feed() after the first line was decided"
+        head += data
+        nl = head.find(b"\n")
+        if nl < 0 and len(head) <= MAX_BANNER:
+            return None
+        self._head = None
+        line = bytes(head[:nl] if nl >= 0 else head).rstrip(b"\r")
+        text = line.decode("utf-8", "replace")
+        if nl >= 0 and text.startswith(BANNER_PREFIX) and head[nl - 1:nl] == b"\r":
+            return text, bytes(head[nl + 1:])
+        return None, bytes(head)
+
+    def close(self) -> bytes | None:
+        """End of stream: the bytes of an undecided first line (None if it was decided)."""
+        head, self._head = self._head, None
+        return None if head is None else bytes(head)
