@@ -31,6 +31,7 @@ from amicheck.pcapread import (
     AMI_PORTS,
     BANNER_PREFIX,
     MAX_CAPTURE_BYTES,
+    READ_ERRORS,
     AmiRecord,
     CaptureFileError,
     check_capture_path,
@@ -55,6 +56,7 @@ __all__ = [
     "CaptureFileError",
     "check_capture_path",
     "MAX_CAPTURE_BYTES",
+    "READ_ERRORS",
 ]
 
 MSS = 1460

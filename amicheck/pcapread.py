@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scapy.error import Scapy_Exception
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.utils import RawPcapNgReader, RawPcapReader
@@ -33,6 +34,7 @@ __all__ = [
     "BANNER_PREFIX",
     "MAX_CAPTURE_BYTES",
     "CaptureFileError",
+    "READ_ERRORS",
     "check_capture_path",
     "AmiRecord",
     "read_ami",
@@ -46,6 +48,9 @@ BANNER_PREFIX = _BANNER_TEXT.encode("ascii")
 #: Header names whose values ``format_ami`` never shows.
 _SECRET_HEADERS = frozenset({"secret", "key", "expectedresponse"})
 
+#: What reading a damaged capture can raise, scapy's own error among them: callers catch
+#: this tuple and need not import scapy themselves (style.md section 8).
+READ_ERRORS: tuple[type[Exception], ...] = (Scapy_Exception, EOFError, OSError, ValueError)
 #: Largest capture ``amicheck pcap`` reads (reading is streamed; this bounds the time).
 MAX_CAPTURE_BYTES = 1 << 30
 _MAGICS = {
