@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sim", help="serve the UCM simulator in the foreground (see 'amicheck sim -h')",
                    add_help=False)
     sub.add_parser("bench", help="client benchmarks (see 'amicheck bench -h')", add_help=False)
+    for name, text in (
+        ("init", "write a first profile from one credential"),
+        ("fleet", "audit many targets at once"),
+        ("merge", "combine fleet shards into one report"),
+        ("diff", "what got worse between two reports"),
+    ):
+        sub.add_parser(name, help=f"{text} (see 'amicheck {name} -h')", add_help=False)
     pcap = sub.add_parser("pcap", help="print the AMI messages of a capture file")
     pcap.add_argument("file", metavar="FILE", help="pcap or pcapng file")
     pcap.add_argument("--port", action="append", default=[], metavar="PORT",
@@ -337,6 +344,12 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
 
 
 def _cmd_pcap(args: argparse.Namespace) -> int:
+    ports: list[int] = []
+    for text in args.port:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+            _err(f"--port: port must be 1-65535, got {text!r}")
+            return EXIT_USAGE
+        ports.append(int(text))
     from amicheck.capture import CaptureFileError, check_capture_path
 
     path = Path(args.file)
@@ -345,12 +358,6 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except CaptureFileError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    ports: list[int] = []
-    for text in args.port:
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-            _err(f"--port: port must be 1-65535, got {text!r}")
-            return EXIT_USAGE
-        ports.append(int(text))
     from scapy.error import Scapy_Exception
 
     from amicheck.capture import format_ami, read_ami
@@ -430,9 +437,20 @@ def _bench_main(argv: list[str]) -> int:
 
 #: Subcommands with their own argument parser: ``amicheck NAME ARGS...`` -> ``main(ARGS)``.
 #: (``init``, ``fleet``, ``merge`` and ``diff`` join here from amicheck.fleet.cli.)
+def _fleet_main(name: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        from amicheck.fleet import cli as fleet_cli
+
+        sub_main: Callable[[list[str]], int] = getattr(fleet_cli, f"main_{name}")
+        return _delegate(sub_main, argv)
+
+    return run
+
+
 DELEGATED: dict[str, Callable[[list[str]], int]] = {
     "sim": _sim_main,
     "bench": _bench_main,
+    **{name: _fleet_main(name) for name in ("init", "fleet", "merge", "diff")},
 }
 
 #: Subcommands parsed by :func:`build_parser`, by name.
