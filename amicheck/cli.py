@@ -369,9 +369,7 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except CaptureFileError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    from scapy.error import Scapy_Exception
-
-    from amicheck.capture import format_ami, read_ami
+    from amicheck.capture import READ_ERRORS, format_ami, read_ami
 
     count = 0
     try:
@@ -381,7 +379,7 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # the reader went away (`amicheck pcap f | head`): not an error
         _silence_stdout()
         return EXIT_OK
-    except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
+    except READ_ERRORS as exc:
         _err(f"{path}: not a readable capture ({exc})")
         return EXIT_USAGE
     if count == 0:

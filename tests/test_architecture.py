@@ -39,10 +39,7 @@ CYCLE_EDGES: dict[tuple[str, str], str] = {
 }
 
 #: Modules other than amicheck/capture*/pcap* allowed to import scapy -> why.
-SCAPY_IMPORTERS: dict[str, str] = {
-    "amicheck/cli.py": ("`amicheck pcap` catches scapy.error.Scapy_Exception itself; "
-                        "amicheck.capture.READ_ERRORS replaces it (cli owner's change)"),
-}
+SCAPY_IMPORTERS: dict[str, str] = {}
 
 #: What the sans-I/O core (amicheck/protocol/) must not import (style.md section 1).
 IO_MODULES = frozenset({"socket", "ssl", "asyncio", "time", "select", "selectors", "scapy"})
