@@ -508,7 +508,7 @@ def test_getconfig_plain_and_traversal() -> None:
     assert m.items[:4] == [("Response", "Success"), ("ActionID", "g"),
                            ("Category-000000", "general"), ("Line-000000-000000", "enabled=yes")]
     bad = h.one("GetConfig", Filename="../../../etc/passwd")
-    assert bad["Message"] == "File requires escalated priveledges"
+    assert bad["Message"] == "File requires escalated privileges"
     leak = h.one("GetConfig", Filename="../../../etc/passwd", faults=("getconfig-traversal",))
     assert leak["Category-000000"] == "root" and "root" in leak["Line-000000-000000"]
     assert h.one("GetConfig")["Message"] == "Filename not specified"

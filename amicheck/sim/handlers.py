@@ -14,7 +14,7 @@ header order, ActionID placement, event lists), except where the UCM guide says 
 - ListCommands lists only what the user may run (``privileges.may_run``), ``(Priv: ...)``
   from the UCM table (Bridge* need ``call``), unless a fault says otherwise.
 - GetConfig refuses paths outside the config directory (``File requires escalated
-  priveledges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on.
+  privileges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on.
 
 Handlers never do I/O and never sleep; ``ctx.reply`` queues a message to the session and
 the PBX (``ctx.pbx``) emits events and schedules delays through the core.

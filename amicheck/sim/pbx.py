@@ -301,6 +301,8 @@ class Pbx:
         self._local_seq = rng.randrange(0, 8)
         self._pjsip_seq = rng.randrange(0, 16)
         self._bridge_seq = 0
+        #: ast_processed_calls ("N calls processed" of core show channels)
+        self.calls_processed = 0
         self.channels: dict[str, Channel] = {}
         self.dialplan = _dialplan()
         self.includes = dict(_INCLUDES)
@@ -364,6 +366,7 @@ class Pbx:
         self, name: str, state: int, context: str, exten: str, linkedid: str | None = None
     ) -> Channel:
         uid = self._new_uniqueid()
+        self.calls_processed += 1
         ch = Channel(
             name=name,
             uniqueid=uid,

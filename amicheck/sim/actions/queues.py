@@ -167,7 +167,9 @@ def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
     ack(ctx, "Interface paused successfully" if paused else "Interface unpaused successfully")
     for q, m in hits:
         m.paused, m.paused_reason = paused, reason if paused else ""
-        pbx.emit("QueueMemberPause", ("agent",), pbx.member_fields(q, m))
+        # 13.38 appends the action's Reason after the member snapshot when one was given
+        extra = [("Reason", reason)] if reason else []
+        pbx.emit("QueueMemberPause", ("agent",), [*pbx.member_fields(q, m), *extra])
     return None
 
 
@@ -176,19 +178,15 @@ def _queuepenalty(ctx: ActionContext, req: RequestLike) -> None:
     if values is None:
         return None
     interface, penalty_s = values
-    penalty = scan_int(penalty_s)
-    if penalty is None or penalty < 0:
-        return err(ctx, "Invalid penalty")
+    penalty = scan_int(penalty_s) or 0  # atoi(): "abc" is 0
     pbx = ctx.pbx
     hits = _members(pbx, req.header("Queue"), interface)
-    if not hits:
+    if penalty < 0 or not hits:
         return err(ctx, "Invalid interface, queuename or penalty")
     ack(ctx, "Interface penalty set successfully")
     for q, m in hits:
         m.penalty = penalty
-        pbx.emit("QueueMemberPenalty", ("agent",), [("Queue", q.name),
-                                                     ("Interface", m.interface),
-                                                     ("Penalty", str(penalty))])
+        pbx.emit("QueueMemberPenalty", ("agent",), pbx.member_fields(q, m))
     return None
 
 

@@ -182,6 +182,8 @@ def _cli(ctx: ActionContext, cmd: str) -> str:
         calls = len({c.linkedid for c in pbx.channels.values()})
         lines.append(f"{n} active channel{'' if n == 1 else 's'}")
         lines.append(f"{calls} active call{'' if calls == 1 else 's'}")
+        done = pbx.calls_processed
+        lines.append(f"{done} call{'' if done == 1 else 's'} processed")
         return "\n".join(lines) + "\n"
     if low == "queue show" or low.startswith("queue show "):
         return queue_show(pbx)
