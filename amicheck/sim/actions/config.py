@@ -1,8 +1,9 @@
 """Configuration and dialplan actions over the PBX's fake files and dialplan.
 
-GetConfig refuses paths outside the config directory (``File requires escalated
-privileges``, the post-2022 text, also for UpdateConfig's files) unless the ``getconfig-traversal`` fault is on; then
-``../`` reaches the fake ``/etc/passwd``.
+GetConfig and UpdateConfig refuse paths outside the config directory (``File requires
+escalated privileges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on;
+then ``../`` reaches the fake ``/etc/passwd``. UpdateConfig applies its ``Action-NNNNNN``
+edits as 13's handle_updates does (same error texts) and writes the destination file.
 """
 
 from __future__ import annotations
