@@ -303,6 +303,8 @@ class Pbx:
         self._bridge_seq = 0
         #: ast_processed_calls ("N calls processed" of core show channels)
         self.calls_processed = 0
+        #: the Asterisk the model speaks ("13" or "22", set from the profile by the handlers)
+        self.dialect = getattr(self, "dialect", "13")
         self.channels: dict[str, Channel] = {}
         self.dialplan = _dialplan()
         self.includes = dict(_INCLUDES)
@@ -518,6 +520,23 @@ class Pbx:
             ("Paused", "1" if m.paused else "0"),
             ("PausedReason", m.paused_reason),
             ("Ringinuse", "1" if m.ringinuse else "0"),
+        ] if self.dialect == "13" else [
+            ("Queue", q.name),
+            ("MemberName", m.name),
+            ("Interface", m.interface),
+            ("StateInterface", m.state_interface),
+            ("Membership", m.membership),
+            ("Penalty", str(m.penalty)),
+            ("CallsTaken", str(m.calls_taken)),
+            ("LastCall", str(m.last_call)),
+            ("LastPause", "0"),
+            ("LoginTime", str(int(self.started))),
+            ("InCall", str(m.in_call)),
+            ("Status", str(self.member_status(m))),
+            ("Paused", "1" if m.paused else "0"),
+            ("PausedReason", m.paused_reason),
+            ("Ringinuse", "1" if m.ringinuse else "0"),
+            ("Wrapuptime", "0"),
         ]
 
     # -- originate --------------------------------------------------------------------------

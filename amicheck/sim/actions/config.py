@@ -114,7 +114,10 @@ def _createconfig(ctx: ActionContext, req: RequestLike) -> None:
     path = posixpath.normpath(posixpath.join("/etc/asterisk", fn))
     if not fn or not path.startswith("/etc/asterisk/"):
         return err(ctx, "Failed to create configuration file")
-    ctx.pbx.files.setdefault(path[len("/etc/asterisk/"):], "")
+    key = path[len("/etc/asterisk/"):]
+    if key in ctx.pbx.files:
+        return err(ctx, "File exists")
+    ctx.pbx.files[key] = ""
     ack(ctx, "New configuration file created successfully")
     return None
 
@@ -180,11 +183,17 @@ def _updateconfig(ctx: ActionContext, req: RequestLike) -> None:
     names = required(ctx, req, "SrcFilename", "DstFilename", text="Filename not specified")
     if names is None:
         return None
+    path = posixpath.normpath(posixpath.join("/etc/asterisk", names[1]))
+    inside = path.startswith("/etc/asterisk/")
+    dst = path[len("/etc/asterisk/"):] if inside else path
+    if ctx.pbx.dialect == "22" and ctx.behaviour.config_paths_confined and not all(
+        posixpath.normpath(posixpath.join("/etc/asterisk", n))[len("/etc/asterisk/"):]
+        in ctx.pbx.files for n in names
+    ):  # 22's is_restricted_file: a file that does not exist is refused too
+        return err(ctx, "File requires escalated privileges")
     src = _config_key(ctx, names[0])
     if src is None:
         return None
-    path = posixpath.normpath(posixpath.join("/etc/asterisk", names[1]))
-    inside = path.startswith("/etc/asterisk/")
     if not inside and ctx.behaviour.config_paths_confined:
         return err(ctx, "File requires escalated privileges")
     cats = _parse_conf(ctx.pbx.files[src])
@@ -193,7 +202,7 @@ def _updateconfig(ctx: ActionContext, req: RequestLike) -> None:
         return err(ctx, _UPDATE_ERRORS[problem])
     text = "".join(f"[{c}]\n" + "".join(f"{k} = {v}\n" for k, v in lines) + "\n"
                    for c, lines in cats)
-    ctx.pbx.files[path[len("/etc/asterisk/"):] if inside else path] = text
+    ctx.pbx.files[dst] = text
     ack(ctx)
     return None
 
