@@ -81,6 +81,8 @@ class Result:
     banner: str | None
     steps: list[list[Message]] = field(default_factory=list)
     closed_after: int | None = None
+    #: the client's source port: security events about other sessions are not the script's
+    port: int = 0
 
 
 def _ids(data: bytes) -> list[str]:
@@ -174,7 +176,7 @@ def run(host: str, port: int, script: Script, *, timeout: float = 5.0) -> Result
         deadline = time.monotonic() + timeout
         while parser.banner is None and not eof and time.monotonic() < deadline:
             pump(min(deadline, time.monotonic() + 0.05))
-        result = Result(parser.banner)
+        result = Result(parser.banner, port=sock.getsockname()[1])
         steps = list(script.steps)
         if script.user is not None:
             secret = KIT_SECRETS.get(script.user, DEFAULT_SECRET)
@@ -246,6 +248,18 @@ _SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_ACTIVE = re.compile(r"^\d+ active channels?$")
+
+
+def _sorted_rows(text: str) -> str:
+    """``core show channels`` lists channels in the container's hash order: rows sorted."""
+    lines = text.split("\n")
+    end = next((i for i, line in enumerate(lines) if _ACTIVE.match(line)), None)
+    if end is None or end < 2:
+        return text
+    return "\n".join([lines[0], *sorted(lines[1:end]), *lines[end:]])
+
+
 def normalise(msg: Message) -> tuple[tuple[str, str], ...]:
     """``msg`` as (key, value) pairs with the by-nature differences masked."""
     out = []
@@ -261,7 +275,11 @@ def normalise(msg: Message) -> tuple[tuple[str, str], ...]:
     if text is not None:
         for pattern, repl in _SUBS:
             text = pattern.sub(repl, text)
-        out.append(("<text>", text))
+        out.append(("<text>", _sorted_rows(text)))
+    if msg.get("Output") is not None:  # 22's Command: one Output header per line
+        rows = _sorted_rows("\n".join(v for k, v in out if k == "Output")).split("\n")
+        it = iter(rows)
+        out = [(k, next(it)) if k == "Output" else (k, v) for k, v in out]
     return tuple(out)
 
 
@@ -271,6 +289,8 @@ def _show(pairs: tuple[tuple[str, str], ...]) -> str:
 
 def _owner(msg: Message) -> str:
     """The channel (or bridge) an event is about, normalised: the key events sort by."""
+    if msg.name == "OriginateResponse":  # from the originating thread: races the channel's
+        return "~originate"
     for key in ("Channel", "DestChannel", "LocalOneChannel", "BridgeUniqueid", "Queue"):
         value = msg.get(key)
         if value:
@@ -296,7 +316,15 @@ def _recount(msg: Message, dropped: dict[str, int]) -> Message:
     return Message(items, text=msg.text)
 
 
-def canonical(msgs: Sequence[Message], step: Step | None, script: Script | None) -> list[Message]:
+def _other_session(msg: Message, port: int) -> bool:
+    """A security event about another client's session (the real server is shared)."""
+    remote = msg.get("RemoteAddress") or ""
+    return bool(port) and bool(remote) and not remote.endswith(f"/{port}")
+
+
+def canonical(
+    msgs: Sequence[Message], step: Step | None, script: Script | None, port: int = 0
+) -> list[Message]:
     """What of a step is compared: a script that names its channels (``ChannelId: fid-``)
     sees only its own calls' events; ``focus`` keeps the named events (and every answer to
     the script's actions); an ``unordered`` step sorts by channel, keeping each channel's
@@ -308,7 +336,7 @@ def canonical(msgs: Sequence[Message], step: Step | None, script: Script | None)
     dropped: dict[str, int] = {}  # foreign list items per ActionID
     for m in msgs:
         if m.action_id is None and m.kind is MessageKind.EVENT:
-            if own and _foreign(m):
+            if (own and _foreign(m)) or _other_session(m, port):
                 continue
             if script.focus is not None and (m.name or "") not in script.focus:
                 continue
@@ -348,7 +376,7 @@ def diff(
         step = script.steps[n] if script is not None and n < len(script.steps) else None
         if step is not None and not step.compare:
             return []
-        return [norm(m) for m in canonical(res.steps[n], step, script)]
+        return [norm(m) for m in canonical(res.steps[n], step, script, res.port)]
 
     out = []
     if expected.banner != got.banner:
@@ -474,6 +502,7 @@ SCRIPTS: tuple[Script, ...] = (
                     Data="1", Async="true",
                 ),
                 linger=0.5,
+                unordered=True,
             ),
         ),
         events="call",
