@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import fidelity
@@ -116,9 +115,6 @@ def _profile(version: str) -> Profile:
 def reference(version: str) -> refasterisk.Instance:
     """The reference Asterisk ``version`` (``AMICHECK_REFASTERISK``: the kit elsewhere than
     next to the checkout, e.g. from a git worktree)."""
-    kit = os.environ.get("AMICHECK_REFASTERISK")
-    if kit and not refasterisk.KIT.exists():
-        refasterisk.KIT = Path(kit)
     return refasterisk.start(version)
 
 

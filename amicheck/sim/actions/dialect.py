@@ -34,5 +34,5 @@ def _from(configured: str, banner: str) -> str:
 
 def dialect_of(profile: Profile) -> str:
     """"13" or "22" for ``profile`` (see the module docstring)."""
-    configured = str(getattr(profile.settings, "dialect", "") or "")
+    configured = profile.settings.dialect
     return _from(configured, profile.settings.banner)
