@@ -54,9 +54,9 @@ _EVENT = MessageKind.EVENT
 #: Default bound on unclaimed messages (mostly events) kept for wait_event/read_messages.
 DEFAULT_MAX_EVENTS = 2_000
 #: Default bound on their estimated memory (a parsed 340-byte event costs ~4.4 KB).
-DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 2 * 1024 * 1024
 #: Default bound on the raw bytes kept in ``received`` (framing checks read a few KB).
-DEFAULT_MAX_RECEIVED = 4 * 1024 * 1024
+DEFAULT_MAX_RECEIVED = 1024 * 1024
 _MB = 1024 * 1024
 _INF = math.inf
 _RECEIVED = Direction.RECEIVED
