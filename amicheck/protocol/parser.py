@@ -42,6 +42,9 @@ __all__ = ["Parser"]
 
 _SEP = itemgetter(1)
 _partition = str.partition
+#: An endless ``": "``: ``map(_partition, lines, _COLON_SPACE)`` partitions every line in C,
+#: about half the cost of the floor's list comprehension (map stops at the end of ``lines``).
+_COLON_SPACE = repeat(": ")
 _FOLLOWS_HEADER_KEYS = frozenset({"privilege", "actionid"})
 
 
@@ -465,11 +468,13 @@ class Parser:
         adopt = from_wire
         sep = _SEP
         join = "".join
+        partition = _partition
+        colon_space = _COLON_SPACE
         result: list[Message] = []
         append = result.append
         for block in blocks:
             lines = block.split("\r\n")
-            triples = [line.partition(": ") for line in lines]
+            triples = list(map(partition, lines, colon_space))
             if not all(map(sep, triples)):
                 raise _Careful
             flat = join(lines)
