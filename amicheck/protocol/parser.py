@@ -13,7 +13,7 @@ line, and copes with everything real Asterisk servers send (../shared/conformanc
 Speed: a chunk is searched only from where the previous search stopped, so a message of
 any size costs time linear in its length. Well-formed CRLF regions take a fast path that
 does little more than ``split``/``partition``; any deviation re-parses that region on the
-careful path, which records each deviation with its byte offset (lenient) or raises
+careful path (_careful.py), which records each deviation with its byte offset (lenient) or raises
 ``RemoteProtocolError`` (strict). Nothing but ``ProtocolError`` ever escapes ``feed``.
 """
 
