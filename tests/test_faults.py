@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _profiles import ci_profile
 
 # Imported here, before any in-process run: pytester removes modules first imported by an
 # inner run, and cryptography's hash classes must not be re-imported (its Rust core keeps
@@ -83,6 +84,8 @@ def _json_failing(report_dir: Path) -> set[str]:
 
 def _run(pytester: pytest.Pytester, *args: str) -> dict[str, tuple[str, str]]:
     report_dir = pytester.path / "reports"
+    if "--ami-profile" not in args:  # CI thresholds: see tests/_profiles.py
+        args = ("--ami-profile", str(ci_profile(pytester.path)), *args)
     result = pytester.runpytest_inprocess(
         str(SUITES),
         "-p", "no:cacheprovider",
@@ -106,14 +109,7 @@ def _explain(outcomes: dict[str, tuple[str, str]], ids: set[str]) -> str:
 
 def _short_timeout_profile(pytester: pytest.Pytester) -> Path:
     """The default profile as TOML with auth_timeout_s = 2 (and secrets inline)."""
-    prof = default_profile()
-    assert prof.path is not None
-    text = prof.path.read_text(encoding="utf-8")
-    key = f"auth_timeout_s = {prof.settings.auth_timeout_s}"
-    assert key in text, f"default profile has no line {key!r}"
-    path = pytester.path / "short-timeout.toml"
-    path.write_text(text.replace(key, f"auth_timeout_s = {SHORT_AUTH_TIMEOUT}"), encoding="utf-8")
-    return path
+    return ci_profile(pytester.path, "short-timeout.toml", auth_timeout_s=SHORT_AUTH_TIMEOUT)
 
 
 # --- static facts of the table ----------------------------------------------------------------
@@ -194,7 +190,8 @@ def test_slow_checks(pytester: pytest.Pytester, fault: str | None) -> None:
 
 
 def test_short_timeout_profile_matches_default(pytester: pytest.Pytester) -> None:
-    """The profile the slow proof uses differs from the default only in auth_timeout_s."""
+    """The profile the slow proof uses differs from the default only in auth_timeout_s (and
+    the CI thresholds of tests/_profiles.py)."""
     from amicheck.profile import load_profile
 
     loaded = load_profile(_short_timeout_profile(pytester))
@@ -212,7 +209,8 @@ def test_short_timeout_profile_matches_default(pytester: pytest.Pytester) -> Non
 def test_amicheck_run(tmp_path: Path, fault: str | None, status: int) -> None:
     """``amicheck run [--fault X]``: exit status and the JSON report's failing IDs."""
     argv = [sys.executable, "-m", "amicheck", "run", "--report-dir", str(tmp_path / "r"),
-            "--fail-delay", FAIL_DELAY, "--suites", str(SUITES)]
+            "--fail-delay", FAIL_DELAY, "--suites", str(SUITES),
+            "--profile", str(ci_profile(tmp_path))]
     if fault:
         argv += ["--fault", fault]
     argv += ["--", "-m", "not slow", "-p", "no:cacheprovider"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from _profiles import ci_profile
 
 # Imported before any in-process run (see tests/test_faults.py).
 import amicheck.client
@@ -260,15 +261,9 @@ def test_compliant_device_as_real_target(pytester: pytest.Pytester) -> None:
     """The simulator on the profile's own ports, checked as a real device: nothing fails,
     state-changing and guessing checks are skipped with their reason."""
     port, tls_port, stock_port = _free_ports(3)
-    prof = default_profile()
-    assert prof.path is not None
-    text = prof.path.read_text(encoding="utf-8")
-    for key, value in (("port", port), ("tls_port", tls_port), ("stock_port", stock_port)):
-        old = f"\n{key} = {getattr(prof.settings, key)}\n"
-        assert old in text, key
-        text = text.replace(old, f"\n{key} = {value}\n")
-    path = pytester.path / "device.toml"
-    path.write_text(text, encoding="utf-8")
+    # the default profile with CI performance thresholds (tests/_profiles.py)
+    path = ci_profile(pytester.path, "device.toml", port=port, tls_port=tls_port,
+                      stock_port=stock_port)
     from amicheck.profile import load_profile
 
     with Simulator(load_profile(path), port=None, tls_port=None, fail_delay=0.4):
