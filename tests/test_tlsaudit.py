@@ -15,7 +15,7 @@ import trustme
 from cryptography import x509
 
 from amicheck.errors import ConnectError
-from amicheck.rules import Level
+from amicheck.tlsaudit import Severity as Level
 from amicheck.tlsaudit import (
     CIPHER_CLASSES,
     ProbeStatus,
