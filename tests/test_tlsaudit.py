@@ -15,7 +15,6 @@ import trustme
 from cryptography import x509
 
 from amicheck.errors import ConnectError
-from amicheck.tlsaudit import Severity as Level
 from amicheck.tlsaudit import (
     CIPHER_CLASSES,
     ProbeStatus,
@@ -36,6 +35,7 @@ from amicheck.tlsaudit import (
     probe_versions,
     same_certificate,
 )
+from amicheck.tlsaudit import Severity as Level
 
 BANNER = b"Asterisk Call Manager/2.7.0\r\n"
 DAY = dt.timedelta(days=1)

@@ -13,7 +13,9 @@ the whole scan (an overrun is an ``error`` result, the worker thread is left to 
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 import warnings
@@ -59,16 +61,38 @@ _OTHER_COMMANDS = (
     "elliptic_curves",
 )
 #: sslyze connectivity failures that mean "something answered, no TLS handshake completed".
+#: First byte of a TLS record a server answers a ClientHello with: handshake, alert (and
+#: the SSLv2 record-length high bit, which a legacy SSLv2-only server may send).
+_TLS_RECORD_TYPES = frozenset({0x15, 0x16}) | frozenset(range(0x80, 0x100))
 _NO_HANDSHAKE_ERRORS = frozenset(
     {"ServerTlsConfigurationNotSupported", "ServerRejectedTlsHandshake", "TlsHandshakeTimedOut"}
 )
 
 
-def preflight(host: str, port: int, timeout: float) -> tuple[ScanStatus, str] | None:
-    """One TCP connection: None if it connects and the server stays quiet, else the verdict.
+def _client_hello(server_name: str | None) -> bytes:
+    """The bytes of a stdlib TLS ClientHello (TLS 1.2-1.3), made in memory."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
-    ``ERROR`` when nothing can be reached (refused, unreachable, timeout); ``NO_HANDSHAKE``
-    when the server sends bytes before any ClientHello (plaintext on a TLS port).
+
+def preflight(
+    host: str, port: int, timeout: float, server_name: str | None = None
+) -> tuple[ScanStatus, str] | None:
+    """One TCP connection and one ClientHello: None if the answer looks like TLS.
+
+    ``ERROR`` when nothing can be reached (refused, unreachable, connect timeout);
+    ``NO_HANDSHAKE`` when the server speaks first (plaintext AMI sends its banner), answers
+    the ClientHello with bytes that are not a TLS record, or stays silent for ``timeout``.
+    A close or reset after the ClientHello is left to sslyze (an old server may refuse this
+    hello and accept another version's).
     """
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -81,19 +105,41 @@ def preflight(host: str, port: int, timeout: float) -> tuple[ScanStatus, str] | 
         try:
             data = sock.recv(64)
         except TimeoutError:
-            return None  # quiet, as a TLS server waiting for a ClientHello is
+            data = None  # quiet, as a TLS server waiting for a ClientHello is
         except OSError as exc:
             return ScanStatus.NO_HANDSHAKE, f"{host}:{port} reset the connection: {exc}"
-        if not data:
+        if data == b"":
             return ScanStatus.NO_HANDSHAKE, f"{host}:{port} closed the connection at once"
-        first = data.split(b"\n", 1)[0].strip().decode("latin-1", "replace")[:60]
-        return (
-            ScanStatus.NO_HANDSHAKE,
-            f"{host}:{port} speaks first ({first!r}) instead of waiting for a TLS ClientHello:"
-            " it does not speak TLS",
-        )
+        if data is not None:
+            return (
+                ScanStatus.NO_HANDSHAKE,
+                f"{host}:{port} speaks first ({_first_line(data)!r}) instead of waiting for a "
+                "TLS ClientHello: it does not speak TLS",
+            )
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(_client_hello(server_name))
+            answer = sock.recv(5)
+        except TimeoutError:
+            return (
+                ScanStatus.NO_HANDSHAKE,
+                f"{host}:{port} did not answer a TLS ClientHello within {timeout:g} s",
+            )
+        except OSError:
+            return None
+        if answer and answer[0] not in _TLS_RECORD_TYPES:
+            return (
+                ScanStatus.NO_HANDSHAKE,
+                f"{host}:{port} answered a TLS ClientHello with {_first_line(answer)!r}: "
+                "it does not speak TLS",
+            )
+        return None
     finally:
         sock.close()
+
+
+def _first_line(data: bytes) -> str:
+    return data.split(b"\n", 1)[0].strip().decode("latin-1", "replace")[:60]
 
 
 def _trace_text(trace: TracebackException | None) -> tuple[str, str]:
@@ -264,7 +310,9 @@ def scan(
     """Scan ``host:port``: versions SSLv2..TLS 1.3, suites, chain, vulnerabilities, curves.
 
     Args:
-        server_name: SNI to send (default: ``host``).
+        server_name: SNI to send and the name the chain is validated for (default: ``host``,
+            as sslyze does; an IP literal in SNI is against RFC 6066 and a strict server
+            may refuse it, so pass the name the profile uses for the target).
         timeout: per-connection network timeout (sslyze rounds it up to whole seconds).
         deadline: the whole scan; past it the result is ``ERROR`` ("scan exceeded ...").
         concurrency: connections sslyze opens at once to this server.
@@ -272,7 +320,7 @@ def scan(
     """
     t0 = time.monotonic()
     sni = server_name or host
-    early = preflight(host, port, timeout)
+    early = preflight(host, port, timeout, None if _ip_or_none(sni) else sni)
     if early is not None:
         status, reason = early
         return ScanResult(host, port, sni, status, reason, time.monotonic() - t0, engine=_engine())
@@ -291,7 +339,7 @@ def scan(
         else ScanCommandsExtraArguments()
     )
     request = ServerScanRequest(
-        server_location=ServerNetworkLocation(host, port, ip_address=host),
+        server_location=ServerNetworkLocation(host, port, ip_address=_ip_or_none(host)),
         network_configuration=ServerNetworkConfiguration(
             tls_server_name_indication=sni,
             network_timeout=max(1, round(timeout)),
@@ -331,6 +379,15 @@ def scan(
             host, port, sni, ScanStatus.ERROR, f"sslyze failed: {why}", elapsed, engine=_engine()
         )
     return _from_sslyze(host, port, sni, box[0], elapsed, _engine())
+
+
+def _ip_or_none(host: str) -> str | None:
+    """``host`` if it is an IP literal (sslyze then skips DNS), else None (sslyze resolves)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
 
 
 def _engine() -> str:

@@ -1,0 +1,379 @@
+"""Real legacy TLS servers on loopback, for weaknesses the simulator's OpenSSL cannot serve.
+
+* :class:`TlsliteServer` -- tlslite-ng (pure Python) in a thread on 127.0.0.1: SSL 3.0, RC4,
+  3DES, NULL, anonymous DH, static RSA, finite-field DH with a chosen group.
+* :class:`GnutlsServer` -- ``gnutls-serv`` (Debian package gnutls-bin) with a legacy priority
+  string: RC4/3DES next to AES-GCM (the issue-8 case), NULL, anon-DH, TLS 1.0/1.1, a 1024-bit
+  DH group, a 192-bit curve, no secure renegotiation. gnutls-serv can only bind every
+  interface, so it runs in its own network namespace (``unshare -n``) and a relay started in
+  that namespace accepts on a 127.0.0.1 socket this process opened and passed down: nothing
+  listens beyond loopback.
+
+:data:`LEGACY` names one server per weakness; ``legacy_server(name)`` starts it, or skips the
+test with the reason (tool missing, no namespaces) -- never a silent pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dh
+
+from amicheck.tls.material import Authority, CertPair
+
+with warnings.catch_warnings():  # tlslite-ng 0.8 imports asyncore (deprecated in 3.11)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import tlslite
+    except ImportError:  # the test extra is not installed: its fixtures skip
+        tlslite = None
+
+LOOPBACK = "127.0.0.1"
+#: Port gnutls-serv listens on inside its own network namespace (nothing else runs there).
+_INNER_PORT = 5556
+_START_TIMEOUT = 15.0
+
+#: RFC 2409 Oakley group 2 (1024-bit MODP): a DH group below 2048 bits (Logjam-class).
+DH1024_P = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E"
+    "3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF"
+    "5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+    16,
+)
+
+
+def dh_params_pem(p: int = DH1024_P, g: int = 2) -> bytes:
+    """PKCS#3 ``DH PARAMETERS`` PEM for gnutls-serv ``--dhparams``."""
+    params = dh.DHParameterNumbers(p, g).parameters()
+    return params.parameter_bytes(serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
+
+
+_CA: list[Authority] = []
+
+
+def test_authority() -> Authority:
+    """One CA per test run for every legacy server's leaf (generated on first use)."""
+    if not _CA:
+        _CA.append(Authority.generate("amicheck legacy-server CA"))
+    return _CA[0]
+
+
+test_authority.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def leaf(key_bits: int = 2048) -> CertPair:
+    """An end-entity leaf for localhost/127.0.0.1 from :func:`test_authority`."""
+    return test_authority().issue("legacy.localhost", key_bits=key_bits)
+
+
+# --- tlslite-ng ------------------------------------------------------------------------------
+
+
+@dataclass
+class TlsliteServer:
+    """tlslite-ng on 127.0.0.1 in a daemon thread: handshake, send a banner, close.
+
+    ``settings`` are HandshakeSettings attributes (``minVersion``, ``cipherNames``,
+    ``keyExchangeNames``, ``dhParams`` ...); ``anon`` serves anonymous DH only.
+    """
+
+    settings: dict[str, Any]
+    anon: bool = False
+    pair: CertPair = field(default_factory=leaf)
+    host: str = LOOPBACK
+    port: int = 0
+    handshakes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from tlslite import X509CertChain, parsePEMKey
+
+        self._chain = X509CertChain()
+        self._chain.parsePemList(self.pair.cert_pem.decode())
+        self._key = parsePEMKey(self.pair.key_pem.decode(), private=True)
+        self._sock = socket.create_server((LOOPBACK, 0))
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tlslite", daemon=True)
+        self._thread.start()
+
+    def _handshake_settings(self) -> Any:
+        from tlslite import HandshakeSettings
+
+        hs = HandshakeSettings()
+        for k, v in self.settings.items():
+            setattr(hs, k, v)
+        return hs
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        from tlslite import TLSConnection
+
+        conn.settimeout(5.0)
+        tls = TLSConnection(conn)
+        try:
+            if self.anon:
+                tls.handshakeServer(anon=True, settings=self._handshake_settings())
+            else:
+                tls.handshakeServer(
+                    certChain=self._chain,
+                    privateKey=self._key,
+                    settings=self._handshake_settings(),
+                )
+            self.handshakes.append(f"{tls.getVersionName()} {tls.getCipherName()}")
+            tls.write(b"Asterisk Call Manager/2.7.0\r\n")
+            tls.close()
+        except Exception as exc:  # refused handshakes are the point: record, go on
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting and close the listener."""
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+# --- gnutls-serv in a network namespace ---------------------------------------------------
+
+
+def gnutls_unavailable() -> str | None:
+    """Why gnutls-serv cannot run here (None: it can)."""
+    if shutil.which("gnutls-serv") is None:
+        return "gnutls-serv is not installed (Debian package gnutls-bin)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is missing: gnutls-serv cannot be confined to loopback"
+    probe = subprocess.run(
+        ["unshare", "-n", "true"], capture_output=True, text=True, timeout=10, check=False
+    )
+    if probe.returncode != 0:
+        return (
+            "gnutls-serv binds every interface and network namespaces are not allowed here "
+            f"(unshare -n: {probe.stderr.strip() or probe.returncode})"
+        )
+    return None
+
+
+class GnutlsServer:
+    """``gnutls-serv --priority PRIORITY`` reachable only on 127.0.0.1:``port``."""
+
+    def __init__(
+        self,
+        priority: str,
+        *,
+        dhparams: bytes | None = None,
+        key_bits: int = 2048,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.priority = priority
+        self.host = LOOPBACK
+        self._dir = Path(tempfile.mkdtemp(prefix="amicheck-gnutls-"))
+        pair = leaf(key_bits)
+        cert, key = self._dir / "cert.pem", self._dir / "key.pem"
+        pair.write(cert, key)
+        cmd = [
+            "gnutls-serv",
+            "--port",
+            str(_INNER_PORT),
+            "--echo",
+            "--disable-client-cert",
+            "--x509certfile",
+            str(cert),
+            "--x509keyfile",
+            str(key),
+            "--priority",
+            priority,
+        ]
+        if dhparams is not None:
+            (self._dir / "dh.pem").write_bytes(dhparams)
+            cmd += ["--dhparams", str(self._dir / "dh.pem")]
+        cmd += list(extra)
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port: int = self._listener.getsockname()[1]
+        fd = self._listener.fileno()
+        self._log = open(self._dir / "log.txt", "w+b")  # noqa: SIM115 - closed in close()
+        self._proc = subprocess.Popen(
+            ["unshare", "-n", "--", sys.executable, __file__, "--relay", str(fd), "--", *cmd],
+            pass_fds=(fd,),
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self._listener.close()  # the relay holds it now
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], _START_TIMEOUT)
+        line = self._proc.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            self.close()
+            raise RuntimeError(f"gnutls-serv ({priority}) did not start: {self.log()[-400:]}")
+
+    def log(self) -> str:
+        """gnutls-serv's and the relay's stderr so far."""
+        self._log.flush()
+        return (self._dir / "log.txt").read_text(errors="replace")
+
+    def close(self) -> None:
+        """Stop the relay (which stops gnutls-serv) and remove the files."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._log.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+# --- the relay, run inside the namespace as ``python tls_servers.py --relay FD -- CMD`` --------
+
+
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    socks = [a, b]
+    try:
+        while True:
+            ready, _, _ = select.select(socks, [], [], 30.0)
+            if not ready:
+                return  # idle for 30 s: give up on this pair
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    return
+                (b if s is a else a).sendall(data)
+    except OSError:
+        return
+    finally:
+        a.close()
+        b.close()
+
+
+def _relay_main(fd: int, cmd: list[str]) -> int:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+
+    def stop(*_: object) -> None:
+        child.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(5)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    deadline = time.monotonic() + _START_TIMEOUT
+    while True:
+        try:
+            socket.create_connection((LOOPBACK, _INNER_PORT), timeout=1).close()
+            break
+        except OSError:
+            if child.poll() is not None or time.monotonic() > deadline:
+                print("gnutls-serv exited or never listened", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+    listener = socket.socket(fileno=fd)
+    print("ready", flush=True)
+    while True:
+        client, _ = listener.accept()
+        try:
+            upstream = socket.create_connection((LOOPBACK, _INNER_PORT), timeout=5)
+        except OSError:
+            client.close()
+            continue
+        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+
+
+# --- one server per weakness ---------------------------------------------------------------
+
+#: Priority strings: each starts from NORMAL (what a current GnuTLS serves) plus one deviation.
+_GNUTLS_LEGACY = "NORMAL:+ARCFOUR-128:+3DES-CBC:+RSA"
+
+#: name -> (what it serves, starter). Each is one deviation from a sane server.
+LEGACY: dict[str, tuple[str, Callable[[], Any]]] = {
+    "gnutls-rc4-3des": (
+        "GnuTLS, legacy priority: RC4 and 3DES (and static RSA) next to AES-GCM",
+        lambda: GnutlsServer(_GNUTLS_LEGACY),
+    ),
+    "gnutls-tls10": (
+        "GnuTLS accepting TLS 1.0 and 1.1",
+        lambda: GnutlsServer("NORMAL:+VERS-TLS1.0:+VERS-TLS1.1"),
+    ),
+    "gnutls-null-anon": (
+        "GnuTLS with NULL encryption and anonymous DH",
+        lambda: GnutlsServer("NORMAL:+NULL:+ANON-DH:+ANON-ECDH", dhparams=dh_params_pem()),
+    ),
+    "gnutls-dh1024": (
+        "GnuTLS offering DHE with a 1024-bit group only",
+        lambda: GnutlsServer(
+            "NORMAL:-VERS-TLS1.3:-KX-ALL:+DHE-RSA:-GROUP-ALL", dhparams=dh_params_pem()
+        ),
+    ),
+    "gnutls-p192": (
+        "GnuTLS also offering ECDHE on secp192r1",
+        lambda: GnutlsServer("NORMAL:-VERS-TLS1.3:+GROUP-SECP192R1"),
+    ),
+    "gnutls-no-secure-reneg": (
+        "GnuTLS without RFC 5746 secure renegotiation",
+        lambda: GnutlsServer("NORMAL:-VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION"),
+    ),
+    "tlslite-ssl3": (
+        "tlslite-ng accepting SSL 3.0",
+        lambda: TlsliteServer({"minVersion": (3, 0), "maxVersion": (3, 3)}),
+    ),
+    "tlslite-rc4": (
+        "tlslite-ng with RC4 and 3DES suites at TLS 1.2",
+        lambda: TlsliteServer(
+            {"cipherNames": ["aes128gcm", "rc4", "3des"], "keyExchangeNames": ["ecdhe_rsa", "rsa"]}
+        ),
+    ),
+}
+
+
+@contextlib.contextmanager
+def legacy_server(name: str) -> Iterator[Any]:
+    """Start ``LEGACY[name]`` for the block, or skip the test saying why it cannot run."""
+    if name.startswith("gnutls-"):
+        why = gnutls_unavailable()
+        if why:
+            pytest.skip(why)
+    if name.startswith("tlslite-") and tlslite is None:
+        pytest.skip("tlslite-ng is not installed (pip install -e '.[test]')")
+    _, start = LEGACY[name]
+    try:
+        server = start()
+    except ImportError as exc:
+        pytest.skip(f"{name}: {exc}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "--relay":
+    sys.exit(_relay_main(int(sys.argv[2]), sys.argv[4:]))
