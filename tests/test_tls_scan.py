@@ -3,6 +3,7 @@ legacy servers (tests/tls_servers.py), plus the pure suite classification."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -96,6 +97,16 @@ def test_compliant_simulator(compliant: tuple[ScanResult, bytes]) -> None:
     assert not r.weak_key_exchanges() and not r.errors, r.errors
     assert r.leaf is not None and same_certificate(r.leaf, cert_file)
     assert r.elapsed < SCAN_BUDGET, f"scan took {r.elapsed:.1f} s"
+
+
+def test_evidence_is_json(compliant: tuple[ScanResult, bytes]) -> None:
+    r, _ = compliant
+    ev = json.loads(json.dumps(r.evidence()))
+    assert set(ev["accepted"]) == {"TLSv1.2", "TLSv1.3"}
+    assert ev["refused"] == ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"]
+    assert "TLS_AES_128_GCM_SHA256" in ev["accepted"]["TLSv1.3"]
+    assert ev["weak_classes"] == {} and ev["vulnerable"] == [] and ev["untested"] == {}
+    assert ev["engine"].startswith("sslyze 6.")
 
 
 def test_compliant_leaf_is_not_yet_an_end_entity(compliant: tuple[ScanResult, bytes]) -> None:
@@ -254,6 +265,15 @@ def test_gnutls_p192() -> None:
 def test_gnutls_without_secure_renegotiation() -> None:
     r = _legacy("gnutls-no-secure-reneg")
     assert r.secure_renegotiation.value is False
+    assert "insecure renegotiation (no RFC 5746)" in r.vulnerabilities()
+
+
+def test_gnutls_client_renegotiation() -> None:
+    r = _legacy("gnutls-client-reneg")
+    assert r.client_renegotiation.value is True, r.client_renegotiation
+    assert r.vulnerabilities() == ("client-initiated renegotiation",)
+    assert r.accepted_versions() == (TlsVersion.TLS1_2, TlsVersion.TLS1_3)
+    assert not r.weak_classes().keys() - {CipherClass.STATIC_RSA}
 
 
 def test_tlslite_ssl3() -> None:

@@ -342,6 +342,10 @@ LEGACY: dict[str, tuple[str, Callable[[], Any]]] = {
         "GnuTLS without RFC 5746 secure renegotiation",
         lambda: GnutlsServer("NORMAL:-VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION"),
     ),
+    "gnutls-client-reneg": (
+        "GnuTLS at TLS 1.2+ with its default: it honours client-initiated renegotiation",
+        lambda: GnutlsServer("NORMAL:-VERS-TLS1.0:-VERS-TLS1.1"),
+    ),
     "tlslite-ssl3": (
         "tlslite-ng accepting SSL 3.0",
         lambda: TlsliteServer({"minVersion": (3, 0), "maxVersion": (3, 3)}),

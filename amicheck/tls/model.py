@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 
@@ -234,6 +235,7 @@ class ScanResult:
     client_renegotiation: Probe = _not_run("not scanned")
     compression: Probe = _not_run("not scanned")
     fallback_scsv: Probe = _not_run("not scanned")
+    extended_master_secret: Probe = _not_run("not scanned")
     curves: tuple[Curve, ...] = ()
     curves_error: str = ""
     errors: tuple[str, ...] = ()
@@ -296,6 +298,39 @@ class ScanResult:
     def weak_key_exchanges(self) -> tuple[AcceptedSuite, ...]:
         """Accepted suites whose ephemeral DH/ECDH key is too small."""
         return tuple(s for s in self.suites() if s.key_exchange and s.key_exchange.weak)
+
+    def vulnerabilities(self) -> tuple[str, ...]:
+        """Names of the attacks the server is vulnerable to (probes that ran and said so)."""
+        found = [
+            ("Heartbleed (CVE-2014-0160)", self.heartbleed.value is True),
+            ("CCS injection (CVE-2014-0224)", self.ccs_injection.value is True),
+            ("ROBOT", self.robot.value is True),
+            ("insecure renegotiation (no RFC 5746)", self.secure_renegotiation.value is False),
+            ("client-initiated renegotiation", self.client_renegotiation.value is True),
+            ("TLS compression (CRIME)", self.compression.value is True),
+        ]
+        return tuple(name for name, hit in found if hit)
+
+    def evidence(self) -> dict[str, Any]:
+        """What an auditor reads next to the verdicts: JSON-ready, small (names, no keys)."""
+        return {
+            "endpoint": self.endpoint,
+            "server_name": self.server_name,
+            "status": self.status.value,
+            "reason": self.reason,
+            "engine": self.engine,
+            "elapsed_s": round(self.elapsed, 2),
+            "accepted": {
+                vs.version.value: [s.name for s in vs.suites] for vs in self.versions if vs.accepted
+            },
+            "refused": [vs.version.value for vs in self.versions if vs.accepted is False],
+            "untested": {vs.version.value: vs.error for vs in self.versions if vs.accepted is None},
+            "weak_classes": {c.value: list(n) for c, n in self.weak_classes().items()},
+            "curves": [c.name for c in self.curves],
+            "dh_groups": list(self.dh_groups()),
+            "vulnerable": list(self.vulnerabilities()),
+            "errors": list(self.errors),
+        }
 
     def untested_versions(self) -> tuple[VersionScan, ...]:
         """Versions the scan could not test (their ``error`` says why)."""

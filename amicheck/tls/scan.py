@@ -59,6 +59,7 @@ _OTHER_COMMANDS = (
     "robot",
     "session_renegotiation",
     "elliptic_curves",
+    "tls_extended_master_secret",
 )
 #: sslyze connectivity failures that mean "something answered, no TLS handshake completed".
 #: First byte of a TLS record a server answers a ClientHello with: handshake, alert (and
@@ -266,6 +267,12 @@ def _from_sslyze(
     scsv = _probe(
         res, "tls_fallback_scsv", errors, lambda r: (r.supports_fallback_scsv, "RFC 7507")
     )
+    ems = _probe(
+        res,
+        "tls_extended_master_secret",
+        errors,
+        lambda r: (r.supports_ems_extension, "RFC 7627"),
+    )
     return ScanResult(
         status=ScanStatus.COMPLETED,
         versions=versions,
@@ -278,6 +285,7 @@ def _from_sslyze(
         client_renegotiation=client_reneg,
         compression=compression,
         fallback_scsv=scsv,
+        extended_master_secret=ems,
         curves=curves,
         curves_error=curves_err,
         errors=tuple(errors),
@@ -318,17 +326,50 @@ def scan(
         concurrency: connections sslyze opens at once to this server.
         ca_file: a PEM CA file sslyze validates the chain against (besides its own stores).
     """
+    result, _ = scan_with_sslyze_result(
+        host,
+        port,
+        server_name=server_name,
+        timeout=timeout,
+        deadline=deadline,
+        concurrency=concurrency,
+        ca_file=ca_file,
+    )
+    return result
+
+
+def scan_with_sslyze_result(
+    host: str,
+    port: int,
+    *,
+    server_name: str | None = None,
+    timeout: float = 5.0,
+    deadline: float = 60.0,
+    concurrency: int = 5,
+    ca_file: Path | None = None,
+) -> tuple[ScanResult, Any]:
+    """:func:`scan`, and sslyze's own ``ServerScanResult`` (None if sslyze did not run).
+
+    For comparing amicheck's verdicts with sslyze's (its Mozilla-profile checker).
+    """
     t0 = time.monotonic()
     sni = server_name or host
     early = preflight(host, port, timeout, None if _ip_or_none(sni) else sni)
     if early is not None:
         status, reason = early
-        return ScanResult(host, port, sni, status, reason, time.monotonic() - t0, engine=_engine())
-    from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
-    from sslyze.plugins.scan_commands import ScanCommand
-    from sslyze.scanner.models import ScanCommandsExtraArguments, ServerScanRequest
-    from sslyze.scanner.scanner import Scanner
-    from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+        return (
+            ScanResult(host, port, sni, status, reason, time.monotonic() - t0, engine=_engine()),
+            None,
+        )
+    try:
+        from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+        from sslyze.plugins.scan_commands import ScanCommand
+        from sslyze.scanner.models import ScanCommandsExtraArguments, ServerScanRequest
+        from sslyze.scanner.scanner import Scanner
+        from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+    except ImportError as exc:  # a broken install: say so, do not pass
+        why = f"sslyze cannot be imported ({exc}): pip install 'sslyze>=6.3.1,<7'"
+        return ScanResult(host, port, sni, ScanStatus.ERROR, why, time.monotonic() - t0), None
 
     _quiet_sslyze_warnings()
     extra = (
@@ -364,21 +405,13 @@ def scan(
     worker.join(max(0.0, deadline - (time.monotonic() - t0)))
     elapsed = time.monotonic() - t0
     if worker.is_alive():
-        return ScanResult(
-            host,
-            port,
-            sni,
-            ScanStatus.ERROR,
-            f"scan exceeded {deadline:.0f} s",
-            elapsed,
-            engine=_engine(),
-        )
+        why = f"scan exceeded {deadline:g} s (sslyze still running)"
+        return ScanResult(host, port, sni, ScanStatus.ERROR, why, elapsed, engine=_engine()), None
     if failure or not box:
         why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "no result"
-        return ScanResult(
-            host, port, sni, ScanStatus.ERROR, f"sslyze failed: {why}", elapsed, engine=_engine()
-        )
-    return _from_sslyze(host, port, sni, box[0], elapsed, _engine())
+        why = f"sslyze failed: {why}"
+        return ScanResult(host, port, sni, ScanStatus.ERROR, why, elapsed, engine=_engine()), None
+    return _from_sslyze(host, port, sni, box[0], elapsed, _engine()), box[0]
 
 
 def _ip_or_none(host: str) -> str | None:
