@@ -13,7 +13,7 @@ curves outside Mozilla's short list that are not weak).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -52,8 +52,8 @@ SIM_FAULTS = (
 )
 
 
-def _sim(fault: str | None) -> Callable[[], Iterator[tuple[int, str]]]:
-    def run() -> Iterator[tuple[int, str]]:
+def _sim(fault: str | None) -> Callable[[], Generator[tuple[int, str], None, None]]:
+    def run() -> Generator[tuple[int, str], None, None]:
         faults = (fault,) if fault else ()
         with Simulator(default_profile(), faults=faults, host=HOST, port=0, tls_port=0) as sim:
             assert sim.tls_port is not None
@@ -62,15 +62,15 @@ def _sim(fault: str | None) -> Callable[[], Iterator[tuple[int, str]]]:
     return run
 
 
-def _legacy(name: str) -> Callable[[], Iterator[tuple[int, str]]]:
-    def run() -> Iterator[tuple[int, str]]:
+def _legacy(name: str) -> Callable[[], Generator[tuple[int, str], None, None]]:
+    def run() -> Generator[tuple[int, str], None, None]:
         with legacy_server(name) as srv:
             yield srv.port, "localhost"  # tlslite refuses an IP literal as SNI
 
     return run
 
 
-ENDPOINTS: dict[str, Callable[[], Iterator[tuple[int, str]]]] = {
+ENDPOINTS: dict[str, Callable[[], Generator[tuple[int, str], None, None]]] = {
     **{f"sim:{f or 'compliant'}": _sim(f) for f in SIM_FAULTS},
     **{name: _legacy(name) for name in LEGACY},
 }
