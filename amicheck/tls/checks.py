@@ -29,6 +29,7 @@ __all__ = [
     "Check",
     "Outcome",
     "Verdict",
+    "unscanned",
     "handshake",
     "ssl_versions",
     "legacy_versions",
@@ -86,8 +87,9 @@ def _error(message: str) -> Verdict:
     return Verdict(Outcome.ERROR, message)
 
 
-def _no_scan(r: ScanResult) -> Verdict | None:
-    """ERROR when the scan did not complete: the live checks have nothing to judge."""
+def unscanned(r: ScanResult) -> Verdict | None:
+    """ERROR when the scan did not complete (the live checks have nothing to judge), else
+    None."""
     if r.status is ScanStatus.COMPLETED:
         return None
     if r.status is ScanStatus.NO_HANDSHAKE:
@@ -112,7 +114,7 @@ def handshake(r: ScanResult) -> Verdict:
 
 
 def _versions_check(r: ScanResult, versions: tuple[TlsVersion, ...], why: str) -> Verdict:
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     accepted = [r.version(v) for v in versions if r.version(v).accepted]
     if accepted:
@@ -149,7 +151,7 @@ def legacy_versions(r: ScanResult) -> Verdict:
 
 def weak_ciphers(r: ScanResult) -> Verdict:
     """AMI-TLS-006: no NULL/anon/EXPORT/RC4/DES/3DES/static-RSA/static-DH suite accepted."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     weak = r.weak_classes()
     if weak:
@@ -176,22 +178,22 @@ def _vuln(probe: Probe, what: str) -> Verdict:
 
 def heartbleed(r: ScanResult) -> Verdict:
     """Not vulnerable to Heartbleed (CVE-2014-0160)."""
-    return _no_scan(r) or _vuln(r.heartbleed, "Heartbleed (CVE-2014-0160)")
+    return unscanned(r) or _vuln(r.heartbleed, "Heartbleed (CVE-2014-0160)")
 
 
 def ccs_injection(r: ScanResult) -> Verdict:
     """Not vulnerable to OpenSSL CCS injection (CVE-2014-0224)."""
-    return _no_scan(r) or _vuln(r.ccs_injection, "OpenSSL CCS injection (CVE-2014-0224)")
+    return unscanned(r) or _vuln(r.ccs_injection, "OpenSSL CCS injection (CVE-2014-0224)")
 
 
 def robot(r: ScanResult) -> Verdict:
     """Not vulnerable to ROBOT (Bleichenbacher oracle on RSA key exchange)."""
-    return _no_scan(r) or _vuln(r.robot, "ROBOT (RSA padding oracle, CVE-2017-13099 family)")
+    return unscanned(r) or _vuln(r.robot, "ROBOT (RSA padding oracle, CVE-2017-13099 family)")
 
 
 def renegotiation(r: ScanResult) -> Verdict:
     """Secure renegotiation (RFC 5746) supported and client-initiated renegotiation refused."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     problems: list[str] = []
     for probe in (r.secure_renegotiation, r.client_renegotiation):
@@ -209,7 +211,7 @@ def renegotiation(r: ScanResult) -> Verdict:
 
 def compression(r: ScanResult) -> Verdict:
     """TLS compression is off (CRIME, CVE-2012-4929)."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     p = r.compression
     if p.value is None:
@@ -221,7 +223,7 @@ def compression(r: ScanResult) -> Verdict:
 
 def key_exchange(r: ScanResult) -> Verdict:
     """DH groups >= 2048 bits and EC curves >= 256 bits (X25519/X448 allowed) where offered."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     problems: list[str] = []
     dh_small = sorted(b for b in r.dh_groups() if b < MIN_DH_BITS)
@@ -252,7 +254,7 @@ def end_entity_leaf(
     r: ScanResult, names: Iterable[str], *, leaf: x509.Certificate | None = None
 ) -> Verdict:
     """The served leaf is an end-entity certificate whose subjectAltName covers ``names``."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     cert = leaf or r.leaf
     if cert is None:
@@ -265,7 +267,7 @@ def end_entity_leaf(
 
 def tls13_offered(r: ScanResult) -> Verdict:
     """TLS 1.3 is offered (informational: RFC 8446)."""
-    if (v := _no_scan(r)) is not None:
+    if (v := unscanned(r)) is not None:
         return v
     vs = r.version(TlsVersion.TLS1_3)
     if vs.accepted is None:
