@@ -294,3 +294,20 @@ def test_deadline_is_an_error() -> None:
         r = scan(HOST, sim.tls_port, timeout=5.0, deadline=0.01)
     assert r.status is ScanStatus.ERROR and "exceeded" in r.reason
     assert not r.accepted_versions() and r.heartbleed.value is None
+
+
+@pytest.mark.parametrize(
+    ("name", "attr", "detail"),
+    [
+        ("tlslite-heartbleed", "heartbleed", "CVE-2014-0160"),
+        ("tlslite-ccs-injection", "ccs_injection", "CVE-2014-0224"),
+        ("tlslite-robot", "robot", "VULNERABLE_WEAK_ORACLE"),
+    ],
+)
+def test_old_openssl_bugs(name: str, attr: str, detail: str) -> None:
+    """Servers reproducing Heartbleed, CCS injection and a ROBOT oracle on the wire."""
+    r = _legacy(name)
+    probes = {a: getattr(r, a) for a in ("heartbleed", "ccs_injection", "robot")}
+    assert probes.pop(attr).value is True, getattr(r, attr)
+    assert getattr(r, attr).detail == detail
+    assert all(p.value is False for p in probes.values()), probes  # one flaw each

@@ -16,6 +16,7 @@ test with the reason (tool missing, no namespaces) -- never a silent pass.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import select
 import shutil
@@ -86,16 +87,136 @@ def leaf(key_bits: int = 2048) -> CertPair:
 # --- tlslite-ng ------------------------------------------------------------------------------
 
 
+def _linger_close(conn: socket.socket) -> None:
+    """Close after the peer has read what we sent (FIN, drain): unread input would make the
+    kernel send a RST that can overtake our last alert."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1.0)
+        while conn.recv(4096):
+            pass
+    conn.close()
+
+
+class _FlawedSocket:
+    """A socket for tlslite that reproduces, on the wire, what a vulnerable OpenSSL did.
+
+    * ``heartbleed`` (CVE-2014-0160): heartbeat requests are answered at any time, even in
+      the handshake and without the RFC 6520 padding, with ``payload_length`` bytes (past the
+      payload: a fixed filler standing in for leaked memory).
+    * ``ccs-injection`` (CVE-2014-0224): a ChangeCipherSpec before the ClientKeyExchange is
+      accepted, so the next record is "decrypted" with the wrong keys: bad_record_mac.
+
+    Plaintext records only (both flaws act before encryption starts); everything else goes
+    to tlslite unchanged.
+    """
+
+    _LEAK = b"-leaked-memory-"
+
+    def __init__(self, sock: socket.socket, flaws: frozenset[str]) -> None:
+        self._sock = sock
+        self._flaws = flaws
+        self._in = b""
+        self._out = b""
+        self._seen_key_exchange = False
+        self._early_ccs = False
+        self._eof = False
+        self._held: list[bytes] = []  # heartbeat answers, sent after ServerHelloDone
+        self._flight_done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def _sent(self, data: bytes) -> None:
+        if data[:1] == b"\x16" and b"\x0e\x00\x00\x00" in data:
+            self._flight_done = True  # ServerHelloDone: OpenSSL read the heartbeat after it
+        if self._flight_done:
+            for reply in self._held:
+                self._sock.sendall(reply)
+            self._held.clear()
+
+    def send(self, data: bytes) -> int:
+        n = self._sock.send(data)
+        self._sent(bytes(data[:n]))
+        return n
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._sent(bytes(data))
+
+    def recv(self, n: int) -> bytes:
+        while not self._out and not self._eof:
+            data = self._sock.recv(65536)
+            if not data:
+                self._eof = True
+                break
+            self._in += data
+            self._records()
+        out, self._out = self._out[:n], self._out[n:]
+        return out
+
+    def _records(self) -> None:
+        while len(self._in) >= 5:
+            length = int.from_bytes(self._in[3:5], "big")
+            if len(self._in) < 5 + length:
+                return
+            record, self._in = self._in[: 5 + length], self._in[5 + length :]
+            kind, version, body = record[0], record[1:3], record[5:]
+            if kind == 24 and "heartbleed" in self._flaws and body[:1] == b"\x01":
+                claimed = int.from_bytes(body[1:3], "big")
+                payload = (body[3:] + self._LEAK * (claimed // len(self._LEAK) + 1))[:claimed]
+                reply = b"\x02" + claimed.to_bytes(2, "big") + payload
+                self._held.append(bytes([24]) + version + len(reply).to_bytes(2, "big") + reply)
+                self._sent(b"")
+                continue
+            if kind == 22 and body[:1] == b"\x10":
+                self._seen_key_exchange = True
+            if kind == 20 and "ccs-injection" in self._flaws and not self._seen_key_exchange:
+                self._early_ccs = True
+                continue
+            if kind == 23 and self._early_ccs:
+                self._sock.sendall(b"\x15" + version + b"\x00\x02\x02\x14")  # bad_record_mac
+                self._eof = True
+                self._in = b""
+                return
+            self._out += record
+
+
+def _oracle_key(key: Any, conn: socket.socket) -> Any:
+    """A copy of ``key`` that is a Bleichenbacher oracle (ROBOT) on ``conn``: a bad PKCS#1
+    padding gets a handshake_failure alert at once, where tlslite (rightly) carries on with
+    a random premaster secret and fails on the Finished (bad_record_mac)."""
+
+    class OracleKey(type(key)):  # type: ignore[misc]
+        def decrypt(self, data: bytes) -> Any:
+            em = bytes(self._raw_private_key_op_bytes(bytes(data)))
+            sep = em.find(b"\x00", 2)
+            if em[:2] != b"\x00\x02" or sep < 10 or len(em) - sep - 1 != 48:
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"\x15\x03\x03\x00\x02\x02\x28")  # handshake_failure
+                    conn.settimeout(0.3)
+                    while conn.recv(4096):  # read the client's CCS + Finished: no RST later
+                        pass
+                raise ValueError("bad PKCS#1 padding")
+            return super().decrypt(data)
+
+    oracle = copy.copy(key)
+    oracle.__class__ = OracleKey
+    return oracle
+
+
 @dataclass
 class TlsliteServer:
     """tlslite-ng on 127.0.0.1 in a daemon thread: handshake, send a banner, close.
 
     ``settings`` are HandshakeSettings attributes (``minVersion``, ``cipherNames``,
-    ``keyExchangeNames``, ``dhParams`` ...); ``anon`` serves anonymous DH only.
+    ``keyExchangeNames``, ``dhParams`` ...); ``anon`` serves anonymous DH only; ``flaws``
+    reproduces old OpenSSL bugs (``heartbleed``, ``ccs-injection``, ``robot``).
     """
 
     settings: dict[str, Any]
     anon: bool = False
+    flaws: frozenset[str] = frozenset()
     pair: CertPair = field(default_factory=leaf)
     host: str = LOOPBACK
     port: int = 0
@@ -137,14 +258,16 @@ class TlsliteServer:
         from tlslite import TLSConnection
 
         conn.settimeout(5.0)
-        tls = TLSConnection(conn)
+        sock: Any = _FlawedSocket(conn, self.flaws) if self.flaws else conn
+        tls = TLSConnection(sock)
         try:
             if self.anon:
                 tls.handshakeServer(anon=True, settings=self._handshake_settings())
             else:
+                key = _oracle_key(self._key, conn) if "robot" in self.flaws else self._key
                 tls.handshakeServer(
                     certChain=self._chain,
-                    privateKey=self._key,
+                    privateKey=key,
                     settings=self._handshake_settings(),
                 )
             self.handshakes.append(f"{tls.getVersionName()} {tls.getCipherName()}")
@@ -153,7 +276,7 @@ class TlsliteServer:
         except Exception as exc:  # refused handshakes are the point: record, go on
             self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
-            conn.close()
+            _linger_close(conn)
 
     def close(self) -> None:
         """Stop accepting and close the listener."""
@@ -314,6 +437,13 @@ def _relay_main(fd: int, cmd: list[str]) -> int:
 #: Priority strings: each starts from NORMAL (what a current GnuTLS serves) plus one deviation.
 _GNUTLS_LEGACY = "NORMAL:+ARCFOUR-128:+3DES-CBC:+RSA"
 
+#: tlslite-ng at TLS 1.2 only, AEAD suites with ECDHE (the flawed servers' base).
+_TLS12: dict[str, Any] = {
+    "minVersion": (3, 3),
+    "maxVersion": (3, 3),
+    "cipherNames": ["aes128gcm", "aes256gcm"],
+}
+
 #: name -> (what it serves, starter). Each is one deviation from a sane server.
 LEGACY: dict[str, tuple[str, Callable[[], Any]]] = {
     "gnutls-rc4-3des": (
@@ -355,6 +485,18 @@ LEGACY: dict[str, tuple[str, Callable[[], Any]]] = {
         lambda: TlsliteServer(
             {"cipherNames": ["aes128gcm", "rc4", "3des"], "keyExchangeNames": ["ecdhe_rsa", "rsa"]}
         ),
+    ),
+    "tlslite-heartbleed": (
+        "tlslite-ng at TLS 1.2 answering heartbeats the way OpenSSL 1.0.1f did (Heartbleed)",
+        lambda: TlsliteServer(_TLS12, flaws=frozenset({"heartbleed"})),
+    ),
+    "tlslite-ccs-injection": (
+        "tlslite-ng at TLS 1.2 accepting an early ChangeCipherSpec (CCS injection)",
+        lambda: TlsliteServer(_TLS12, flaws=frozenset({"ccs-injection"})),
+    ),
+    "tlslite-robot": (
+        "tlslite-ng with RSA key exchange and a padding oracle (ROBOT)",
+        lambda: TlsliteServer({**_TLS12, "keyExchangeNames": ["rsa"]}, flaws=frozenset({"robot"})),
     ),
 }
 
