@@ -140,3 +140,16 @@ def test_file_limit_matches_rules(tmp_path: Path, good: CertPair) -> None:
 def test_key_file_mode(tmp_path: Path, good: CertPair) -> None:
     good.write(tmp_path / "c.pem", tmp_path / "k.pem")
     assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_simulator_pair() -> None:
+    from amicheck.tls.material import default_authority, simulator_pair
+
+    pair = simulator_pair()
+    info = cert_info(pair.certificate)
+    assert not info.is_ca and set(info.san) == {"ucm-simulator.localhost", "localhost", HOST}
+    assert pair.ca_pem == default_authority().cert_pem
+    pair.certificate.verify_directly_issued_by(default_authority().certificate)
+    weak = cert_report(simulator_pair(key_size=1024, sha1=True).certificate).codes
+    assert {"weak-key", "weak-signature"} <= weak
+    assert "expired" in cert_report(simulator_pair(expired=True).certificate).codes

@@ -14,6 +14,7 @@ SHA-256 and then re-signed by hand with the legacy hash (same-length OID swap).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 import ssl
 import warnings
@@ -30,6 +31,8 @@ __all__ = [
     "DEFAULT_SAN",
     "Authority",
     "CertPair",
+    "default_authority",
+    "simulator_pair",
     "make_self_signed",
     "make_server_context",
 ]
@@ -220,6 +223,38 @@ class Authority:
             builder = builder.add_extension(x509.SubjectAlternativeName(_alt_names(san)), False)
         cert = _sign(builder, signer, h)
         return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), self.cert_pem)
+
+
+@functools.lru_cache(maxsize=1)
+def default_authority() -> Authority:
+    """This process's CA for the simulator's certificates (one RSA key generation, cached)."""
+    return Authority.generate("amicheck simulator CA")
+
+
+def simulator_pair(
+    common_name: str = "ucm-simulator.localhost",
+    *,
+    key_size: int = 2048,
+    sha1: bool = False,
+    expired: bool = False,
+) -> CertPair:
+    """The simulator's leaf: CA-signed, ``CA:FALSE``, SAN = CN, localhost, 127.0.0.1.
+
+    ``key_size=1024, sha1=True`` for the weak-cert-key fault, ``expired`` for expired-cert
+    (validity ended a day ago). The CA is in :attr:`CertPair.ca_pem` for verifying clients.
+    """
+    if expired:
+        before, after = _dt.timedelta(days=-400), _dt.timedelta(days=-1)
+    else:
+        before, after = _dt.timedelta(hours=-1), _dt.timedelta(days=365)
+    return default_authority().issue(
+        common_name,
+        san=(common_name, *DEFAULT_SAN),
+        key_bits=key_size,
+        hash="sha1" if sha1 else "sha256",
+        not_before=before,
+        not_after=after,
+    )
 
 
 def make_self_signed(
