@@ -8,12 +8,14 @@ expected, what arrived and, for messages, which fields differ. Helpers accept an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from amicheck.protocol import Message
 
 __all__ = [
+    "Problems",
+    "check_cases",
     "as_message",
     "field_diff",
     "assert_success",
@@ -23,6 +25,83 @@ __all__ = [
     "assert_still_open",
     "assert_no_secret",
 ]
+
+
+_C = TypeVar("_C")
+
+#: A failure lists at most this many problems, then how many more there were.
+MAX_LISTED = 40
+
+
+class Problems:
+    """What one check found wrong across its cases, asserted once at the end.
+
+    A suite test proves one requirement over many cases (users x actions, payloads, login
+    variants); each case adds what is wrong and :meth:`assert_none` fails once, with the
+    headline and one line per problem, so a failure shows every case, not just the first.
+    """
+
+    def __init__(self, headline: str, *, limit: int = MAX_LISTED) -> None:
+        self.headline = headline
+        self.limit = limit
+        self._items: list[str] = []
+
+    def add(self, problem: str) -> None:
+        """Record one problem (one line, saying which case and what arrived)."""
+        self._items.append(problem)
+
+    def extend(self, problems: Iterable[str]) -> None:
+        """Record several problems."""
+        self._items.extend(problems)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def text(self) -> str:
+        """The failure message: headline, then the problems (capped at ``limit``)."""
+        shown = self._items[: self.limit]
+        more = len(self._items) - len(shown)
+        tail = [f"... and {more} more"] if more > 0 else []
+        return f"{self.headline}:\n" + "\n".join([*shown, *tail])
+
+    def assert_none(self) -> None:
+        """Fail with :meth:`text` if any problem was recorded."""
+        __tracebackhide__ = True
+        if self._items:
+            raise AssertionError(self.text())
+
+
+def check_cases(
+    headline: str,
+    cases: Mapping[str, _C] | Iterable[tuple[str, _C]],
+    judge: Callable[[str, _C], str | Iterable[str] | None],
+    *,
+    stop: Callable[[], bool] | None = None,
+) -> Problems:
+    """Run ``judge(label, case)`` on every case (a table), then assert none found a problem.
+
+    ``judge`` returns None (fine), one problem or several; ``stop()`` ends the table early
+    (the connection is gone, later cases would only repeat it). Returns the (empty) problems.
+    """
+    __tracebackhide__ = True
+    problems = Problems(headline)
+    items = cases.items() if isinstance(cases, Mapping) else cases
+    for label, case in items:
+        found = judge(label, case)
+        if isinstance(found, str):
+            problems.add(found)
+        elif found is not None:
+            problems.extend(found)
+        if stop is not None and stop():
+            break
+    problems.assert_none()
+    return problems
 
 
 def as_message(reply: Any) -> Message:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,10 +36,16 @@ __all__ = [
     "parse_profile",
     "default_profile",
     "DEFAULT_PROFILE_NAME",
+    "MAX_PROFILE_BYTES",
+    "MAX_LISTED_PROBLEMS",
 ]
 
 #: File name of the built-in compliant profile inside ``amicheck/data``.
 DEFAULT_PROFILE_NAME = "default-profile.toml"
+#: A profile larger than this is refused unread (a UCM has at most a few hundred users).
+MAX_PROFILE_BYTES = 1024 * 1024
+#: A ProfileError lists at most this many problems, then says how many more there are.
+MAX_LISTED_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
@@ -284,6 +292,69 @@ def _user(raw: Any, index: int, env: Mapping[str, str], problems: list[str]) -> 
     )
 
 
+_CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\0": "NUL", "\t": "TAB", "\x7f": "DEL"}
+
+
+def _text_problems(where: str, value: str, *, secret: bool = False) -> list[str]:
+    """A problem if ``value`` holds a control character (C0 or DEL): a CR or LF in a banner,
+    username or secret would split an AMI line (a broken banner, injected login headers)."""
+    bad = next((ch for ch in value if ch < " " or ch == "\x7f"), None)
+    if bad is None:
+        return []
+    name = _CONTROL_NAMES.get(bad, f"0x{ord(bad):02x}")
+    shown = "" if secret else f" ({value[:40]!r})"
+    return [f"{where}: contains the control character {name}{shown}; AMI text must be one line"]
+
+
+def _value_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Problems in values that typed fine: control characters, NaN/inf/negative numbers."""
+    out: list[str] = []
+    target, settings, thresholds = (
+        t if isinstance(t := doc.get(k), dict) else {} for k in ("target", "settings", "thresholds")
+    )
+    for key in ("name", "host"):
+        if isinstance(target.get(key), str):
+            out += _text_problems(f"target.{key}", target[key])
+    for key in ("banner", "tls_bind"):
+        if isinstance(settings.get(key), str):
+            out += _text_problems(f"settings.{key}", settings[key])
+    for key in ("auth_timeout_s", "write_timeout_ms", "auth_limit"):
+        value = settings.get(key)
+        if isinstance(value, int) and value < 0:
+            out.append(f"settings.{key}: must not be negative, got {value}")
+    for key, value in thresholds.items():
+        if _is_num(value) and not (math.isfinite(value) and value >= 0):
+            out.append(f"thresholds.{key}: must be a finite number >= 0, got {value!r}")
+    users = doc.get("users")
+    for i, raw in enumerate(users if isinstance(users, list) else []):
+        if not isinstance(raw, dict):
+            continue
+        for key in ("username", "secret", "secret_env"):
+            if isinstance(raw.get(key), str):
+                out += _text_problems(f"users[{i}].{key}", raw[key], secret=key == "secret")
+        for key in ("permitted", "privileges"):
+            if _is_str_list(raw.get(key)):
+                for j, item in enumerate(raw[key]):
+                    out += _text_problems(f"users[{i}].{key}[{j}]", item)
+    return out
+
+
+def _error(source: str, problems: list[str]) -> ProfileError:
+    """A ProfileError listing at most :data:`MAX_LISTED_PROBLEMS` problems, one per line.
+
+    20,000 bad users must not make a 2 MB message; ``problems`` keeps the whole list.
+    """
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    if more:
+        shown.append(f"... and {more} more problem{'s' if more > 1 else ''}")
+    exc = ProfileError(source, shown)
+    exc.problems = list(problems)
+    lines = "\n".join(f"  {p}" for p in shown)
+    exc.args = (f"{source}: invalid profile ({len(problems)} problem(s))\n{lines}",)
+    return exc
+
+
 def _resolve(base_dir: Path, value: str | None) -> Path | None:
     if value is None or value == "":
         return None
@@ -314,9 +385,11 @@ def parse_profile(
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(source_name, [f"not valid TOML: {exc}"]) from None
+        raise _error(source_name, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise _error(source_name, ["not valid TOML: arrays or tables nested too deeply"]) from None
 
-    problems: list[str] = []
+    problems: list[str] = _value_problems(doc)
     for key in doc:
         if key not in _TOP_KEYS:
             problems.append(f"{key}: unknown key (expected one of: {', '.join(_TOP_KEYS)})")
@@ -363,7 +436,7 @@ def parse_profile(
         users.append(u)
 
     if problems:
-        raise ProfileError(source_name, problems)
+        raise _error(source_name, problems)
     return Profile(
         target=target, settings=settings, tls=tls, users=tuple(users), thresholds=thresholds
     )
@@ -376,13 +449,38 @@ def load_profile(path: str | os.PathLike[str], *, env: Mapping[str, str] | None 
         ProfileError: the file cannot be read or has problems (all of them are listed).
     """
     p = Path(path).expanduser().resolve()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProfileError(str(p), [f"cannot read the profile: {reason}"]) from None
+    text = _read_profile(p)
     prof = parse_profile(text, p.parent, str(p), env=env)
     return dataclasses.replace(prof, path=p)
+
+
+def _read_profile(p: Path) -> str:
+    """The file's text, refused before any read unless it is a small regular file.
+
+    ``os.stat`` first: opening a FIFO blocks until a writer comes, and /dev/zero never ends.
+    """
+
+    def fail(reason: str) -> ProfileError:
+        return _error(str(p), [f"cannot read the profile: {reason}"])
+
+    try:
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode):
+            raise fail("it is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise fail("not a regular file (a FIFO, device or socket)")
+        if st.st_size > MAX_PROFILE_BYTES:
+            raise fail(f"{st.st_size} bytes; a profile has at most {MAX_PROFILE_BYTES} bytes")
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise fail(f"more than {MAX_PROFILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
 @functools.lru_cache(maxsize=1)

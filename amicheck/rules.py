@@ -19,6 +19,7 @@ from pathlib import Path
 
 from amicheck.privileges import UCM_PRIVILEGES
 from amicheck.profile import Profile, Settings, TlsFiles, User
+from amicheck.tlsfiles import MAX_TLS_FILE_BYTES, TlsFileError, key_matches_cert, read_tls_file
 
 __all__ = [
     "Level",
@@ -50,8 +51,6 @@ MIN_PASSWORD = 6
 MIN_WRITE_TIMEOUT_MS = 100
 #: Asterisk ignores an authtimeout below 1 s (manager.c ``__init_manager``).
 MIN_AUTH_TIMEOUT_S = 1
-#: The UCM refuses uploaded TLS key/certificate files of 2 MB or more.
-MAX_TLS_FILE_BYTES = 2 * 1024 * 1024
 
 #: Ports other UCM services listen on, so AMI cannot use them. From the UCM6200 user manual,
 #: table "Firewall -> Static Defense -> Current Service" (TCP and UDP listed together because
@@ -91,11 +90,6 @@ class Finding:
     path: str
     message: str
     severity: Level = Level.ERROR
-
-    @property
-    def rule_id(self) -> str:
-        """Alias of ``rule``."""
-        return self.rule
 
     @property
     def is_error(self) -> bool:
@@ -373,23 +367,13 @@ def check_settings(settings: Settings, *, disabled: frozenset[str] = frozenset()
 
 def _read_small(path: Path, key: str, out: list[Finding]) -> bytes | None:
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        out.append(Finding("tls-files", f"tls.{key}", f"{path}: {exc.strerror or exc}"))
-        return None
-    if size >= MAX_TLS_FILE_BYTES:
-        out.append(
-            Finding(
-                "tls-files",
-                f"tls.{key}",
-                f"{path}: {size} bytes; the UCM accepts only files under 2 MB",
-            )
-        )
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        out.append(Finding("tls-files", f"tls.{key}", f"{path}: {exc.strerror or exc}"))
+        return read_tls_file(path)[0]
+    except TlsFileError as exc:
+        if exc.code == "too-big":
+            message = f"{path}: {exc.reason}; the UCM accepts only files under 2 MB"
+        else:
+            message = f"{path}: {exc.reason}"
+        out.append(Finding("tls-files", f"tls.{key}", message))
         return None
 
 
@@ -416,10 +400,8 @@ def check_tls_files(
     if cert_pem is None or key_pem is None:
         return out
 
-    # lazy: only profiles with TLS files pay for these imports (tlsaudit imports rules)
+    # lazy: only profiles with TLS files pay for cryptography
     from cryptography import x509
-
-    from amicheck.tlsaudit import key_matches_cert
 
     cert: x509.Certificate | None = None
     try:

@@ -6,11 +6,9 @@ a result object saying so (closed / timed out, with what arrived), never a hung 
 
 from __future__ import annotations
 
-import hashlib
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +16,10 @@ from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError
 from amicheck.profile import Profile, User
 from amicheck.protocol import Message
+from amicheck.redaction import register_derived
+from amicheck.stats import percentile
+
+from ._access import Sources, logged_in, try_login
 
 __all__ = [
     "BULK_TIMEOUT",
@@ -26,7 +28,11 @@ __all__ = [
     "STEP_TIMEOUT",
     "Exchange",
     "LoginAttempt",
+    "Sources",
+    "TempUserFactory",
     "attempt_login",
+    "attempt_md5_login",
+    "challenge",
     "collect",
     "concurrently",
     "describe",
@@ -34,7 +40,8 @@ __all__ = [
     "has_class",
     "is_denied",
     "known_users",
-    "md5_key",
+    "logged_in",
+    "try_login",
     "percentile",
     "refusal_differences",
     "reply_fields",
@@ -42,6 +49,9 @@ __all__ = [
     "restricted_users",
     "run_probe",
 ]
+
+#: ``ami_temp_user``: ``(username=None, *, privileges, permitted, secret) -> User``.
+TempUserFactory = Callable[..., User]
 
 #: Seconds for one request/response step.
 STEP_TIMEOUT = 5.0
@@ -105,20 +115,6 @@ def is_denied(msg: Message | None) -> bool:
 def ping_bytes(action_id: str) -> bytes:
     """A CRLF Ping with an ActionID, as raw bytes."""
     return f"Action: Ping\r\nActionID: {action_id}\r\n\r\n".encode()
-
-
-def md5_key(challenge: str, secret: str) -> str:
-    """The MD5 login key: lowercase hex md5(challenge + secret)."""
-    return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
-
-
-def percentile(samples: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sample."""
-    if not samples:
-        raise ValueError("percentile of no samples")
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 # --- raw exchanges -------------------------------------------------------------------------
@@ -331,6 +327,57 @@ def attempt_login(
     start = time.monotonic()
     try:
         aid = client.send("Login", Username=username, Secret=secret, Events="off")
+        response = client.wait_response(aid, timeout).response
+    except AmiCheckError as exc:
+        return LoginAttempt(None, time.monotonic() - start, client.at_eof, str(exc))
+    elapsed = time.monotonic() - start
+    accepted = (response.get("Response") or "") == "Success"
+    closed = client.wait_closed(CLOSE_TIMEOUT) if wait_close and not accepted else client.at_eof
+    return LoginAttempt(response, elapsed, closed)
+
+
+def challenge(client: AmiClient) -> str | None:
+    """Ask ``Challenge`` (AuthType MD5); the challenge string, or None when none came."""
+    reply = run_probe(client, "Challenge", {"AuthType": "MD5"})
+    return None if reply is None else (reply.get("Challenge") or None)
+
+
+def attempt_md5_login(
+    connect: Callable[..., AmiClient],
+    username: str,
+    make_key: Callable[[list[str]], str | None],
+    *,
+    challenges: int = 1,
+    source_address: str | None = None,
+    timeout: float = STEP_TIMEOUT,
+    wait_close: bool = True,
+) -> LoginAttempt:
+    """An MD5 login observed like :func:`attempt_login`, on a fresh connection.
+
+    Asks ``Challenge`` ``challenges`` times (0: never), then logs in with
+    ``make_key(challenges received)``; the key is registered as secret-derived and masked in
+    the transcript. ``error`` starts with ``no challenge`` when the target gave none, and with
+    ``not applicable`` when ``make_key`` returned None (the case does not arise on this target).
+    """
+    try:
+        client = connect(source_address=source_address)
+    except AmiCheckError as exc:
+        return LoginAttempt(None, 0.0, True, f"connect failed: {exc}")
+    got: list[str] = []
+    for _ in range(challenges):
+        value = challenge(client)
+        if value is None:
+            return LoginAttempt(None, 0.0, client.at_eof, "no challenge: Challenge unanswered")
+        got.append(value)
+    key = make_key(got)
+    if key is None:
+        client.close()
+        return LoginAttempt(None, 0.0, True, "not applicable")
+    register_derived(key)
+    client.transcript.add_secret(key)
+    start = time.monotonic()
+    try:
+        aid = client.send("Login", AuthType="MD5", Username=username, Key=key, Events="off")
         response = client.wait_response(aid, timeout).response
     except AmiCheckError as exc:
         return LoginAttempt(None, time.monotonic() - start, client.at_eof, str(exc))

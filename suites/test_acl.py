@@ -13,13 +13,15 @@ from functools import partial
 import pytest
 
 from amicheck import rules
+from amicheck.assertions import Problems
 from amicheck.client import AmiClient
-from amicheck.errors import AmiCheckError
 from amicheck.plugin import Target
-from amicheck.profile import Profile, User
+from amicheck.profile import Profile
 
 from ._support import (
     LoginAttempt,
+    Sources,
+    TempUserFactory,
     attempt_login,
     concurrently,
     known_users,
@@ -30,29 +32,22 @@ from ._support import (
 #: A secret no profile uses (for the wrong-password comparison).
 WRONG_SECRET = "amicheck-Wr0ng-secret"
 #: The user the simulator is given for the empty-list probe.
-PROBE_USER = User("aclprobe01", "Pr0be-Acl01", permitted=(), privileges=("reporting",))
-
-
-def _local_address(connect: Callable[..., AmiClient]) -> str:
-    try:
-        client = connect()
-    except AmiCheckError as exc:
-        pytest.fail(f"cannot connect to the AMI port: {exc}")
-    local = str(client.local[0])
-    client.close()
-    return local
+PROBE_USERNAME, PROBE_SECRET = "aclprobe01", "Pr0be-Acl01"
 
 
 @pytest.mark.requirement("AMI-ACL-001")
 def test_permitted_list_enforced(
-    ami_profile: Profile, ami_target: Target, ami_connect: Callable[..., AmiClient]
+    ami_profile: Profile,
+    ami_target: Target,
+    ami_connect: Callable[..., AmiClient],
+    ami_sources: Sources,
 ) -> None:
     """Login works inside the Permitted IP list; outside it fails exactly like a bad password."""
     outside = ami_target.outside_source
     if outside is None:
         pytest.skip("no address outside the ACL: pass --ami-outside-source IP (an address of "
                     "this machine that no user's Permitted IP(s) covers)")
-    local = _local_address(ami_connect)
+    local = ami_sources.local
     users = [u for u in known_users(ami_profile)
              if rules.acl_allows(u.permitted, local) and not rules.acl_allows(u.permitted, outside)]
     if not users:
@@ -84,33 +79,26 @@ def test_permitted_list_enforced(
 
 @pytest.mark.requirement("AMI-ACL-002")
 def test_empty_list_denies_all(
-    ami_profile: Profile, ami_target: Target, ami_connect: Callable[..., AmiClient]
+    ami_profile: Profile,
+    ami_target: Target,
+    ami_connect: Callable[..., AmiClient],
+    ami_temp_user: TempUserFactory,
 ) -> None:
     """A user whose Permitted IP(s) list is empty cannot log in from anywhere."""
     users = [u for u in known_users(ami_profile) if not u.permitted]
-    sim = ami_target.sim
-    added = False
-    if sim is not None and not any(u.username == PROBE_USER.username for u in users):
-        sim.add_user(PROBE_USER)
-        added = True
-        users.append(PROBE_USER)
+    if ami_target.is_sim and not any(u.username == PROBE_USERNAME for u in users):
+        users.append(ami_temp_user(PROBE_USERNAME, privileges=("reporting",), permitted=(),
+                                   secret=PROBE_SECRET))
     if not users:
         pytest.skip("the profile has no user with an empty Permitted IP(s) list and a known "
                     "secret to try")
     sources: list[str | None] = [None]
     if ami_target.outside_source:
         sources.append(ami_target.outside_source)
-    try:
-        calls = [partial(attempt_login, ami_connect, u.username, u.secret or "",
-                         source_address=src)
-                 for u in users for src in sources]
-        results = concurrently(*calls)
-    finally:
-        if added and sim is not None:
-            sim.remove_user(PROBE_USER.username)
-    let_in = [
-        f"{u.username} from {src or 'this machine'}: {r}"
-        for (u, src), r in zip(((u, s) for u in users for s in sources), results, strict=True)
-        if r.ok
-    ]
-    assert not let_in, "users with an EMPTY Permitted IP(s) list logged in:\n" + "\n".join(let_in)
+    cases = [(u, src) for u in users for src in sources]
+    results = concurrently(*[partial(attempt_login, ami_connect, u.username, u.secret or "",
+                                     source_address=src) for u, src in cases])
+    problems = Problems("users with an EMPTY Permitted IP(s) list logged in")
+    problems.extend(f"{u.username} from {src or 'this machine'}: {r}"
+                    for (u, src), r in zip(cases, results, strict=True) if r.ok)
+    problems.assert_none()

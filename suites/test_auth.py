@@ -13,21 +13,26 @@ from functools import partial
 
 import pytest
 
+from amicheck import rules
+from amicheck.assertions import Problems
 from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError, ConnectError, ConnectionClosedError
 from amicheck.plugin import Target
 from amicheck.profile import Profile
+from amicheck.redaction import md5_key
 
 from ._support import (
     CLOSE_TIMEOUT,
     STEP_TIMEOUT,
     LoginAttempt,
+    Sources,
     attempt_login,
+    attempt_md5_login,
+    challenge,
     concurrently,
     describe,
     is_denied,
     known_users,
-    md5_key,
     refusal_differences,
     run_probe,
 )
@@ -51,10 +56,14 @@ WEAK_PASSWORDS: tuple[str, ...] = (
 GUESS_INTERVAL = 0.5
 
 
-def _first_known(profile: Profile) -> tuple[str, str]:
+def _first_known(profile: Profile, sources: Sources) -> tuple[str, str]:
+    """A user with a known secret that may log in from this machine (``all`` preferred)."""
     users = known_users(profile)
     if not users:
         pytest.skip("no user with a known secret in the profile (set secret_env)")
+    users = [u for u in users if rules.acl_allows(u.permitted, sources.local)]
+    if not users:
+        pytest.skip(f"no user with a known secret may log in from {sources.local}")
     best = next((u for u in users if "all" in u.privileges), users[0])
     assert best.secret is not None
     return best.username, best.secret
@@ -65,28 +74,30 @@ def test_actions_before_login_refused(ami_connect: Callable[..., AmiClient]) -> 
     """Before login every action but Login/Logoff/Challenge gets Permission denied, and the
     session stays open."""
     client = ami_connect()
-    problems = []
+    problems = Problems("unauthenticated session ran actions")
     for action, headers in PREAUTH_PROBES:
         reply = run_probe(client, action, headers)
         if reply is None:
             pytest.fail(f"{action} before login: no reply within {STEP_TIMEOUT:g} s "
                         f"({'connection closed' if client.at_eof else 'silent'})")
         if not is_denied(reply):
-            problems.append(f"{action} before login answered {describe(reply)}")
-    challenge = run_probe(client, "Challenge", {"AuthType": "MD5"})
-    if challenge is None or client.at_eof:
-        problems.append("the session did not stay open after the refusals (Challenge unanswered)")
-    assert not problems, "unauthenticated session ran actions:\n" + "\n".join(problems)
+            problems.add(f"{action} before login answered {describe(reply)}")
+    if challenge(client) is None or client.at_eof:
+        problems.add("the session did not stay open after the refusals (Challenge unanswered)")
+    problems.assert_none()
 
 
 @pytest.mark.requirement("AMI-AUTH-002")
 def test_no_user_enumeration(
-    ami_profile: Profile, ami_connect: Callable[..., AmiClient]
+    ami_profile: Profile, ami_connect: Callable[..., AmiClient], ami_sources: Sources
 ) -> None:
     """An unknown user and a wrong password get the same reply, delay and close."""
     if not ami_profile.users:
         pytest.skip("the profile lists no [[users]]")
-    name = ami_profile.users[0].username
+    # a user this machine may log in as: else its refusal would be an ACL one (AMI-ACL-001)
+    name = next((u.username for u in ami_profile.users
+                 if rules.acl_allows(u.permitted, ami_sources.local)),
+                ami_profile.users[0].username)
     unknown, wrong = concurrently(
         partial(attempt_login, ami_connect, UNKNOWN_USER, WRONG_SECRET),
         partial(attempt_login, ami_connect, name, WRONG_SECRET),
@@ -105,10 +116,10 @@ def test_no_user_enumeration(
 
 @pytest.mark.requirement("AMI-AUTH-003")
 def test_md5_challenge_login(
-    ami_profile: Profile, ami_connect: Callable[..., AmiClient]
+    ami_profile: Profile, ami_connect: Callable[..., AmiClient], ami_sources: Sources
 ) -> None:
     """MD5 challenge login works, also when Challenge was asked twice (the last one counts)."""
-    username, secret = _first_known(ami_profile)
+    username, secret = _first_known(ami_profile, ami_sources)
     client = ami_connect()
     client.transcript.add_secret(secret)
     challenges = []
@@ -228,3 +239,63 @@ def test_weak_passwords(
                 f"user {user.username} logs in with guess #{index} of the weak-password list "
                 f"(found after {attempts} attempts)"
             )
+
+
+@pytest.mark.requirement("AMI-AUTH-008")
+def test_md5_wrong_keys_refused(
+    ami_profile: Profile, ami_connect: Callable[..., AmiClient], ami_sources: Sources
+) -> None:
+    """Only the lower-case key of the session's current challenge logs in: a wrong key, a key
+    for another challenge, the upper-case key and a key without a Challenge are each refused
+    exactly like a wrong plain password (reply, close, delay), each on a fresh connection.
+    The right key must log in first; if it does not, nothing here can be judged (skip)."""
+    username, secret = _first_known(ami_profile, ami_sources)
+    right = attempt_md5_login(ami_connect, username, lambda cs: md5_key(cs[-1], secret),
+                              wait_close=False)
+    if not right.ok:
+        pytest.skip(f"the right MD5 key for {username} is refused ({right}; AMI-AUTH-003), "
+                    "so a refused wrong key proves nothing")
+    try:
+        other = ami_connect()  # another session's challenge, valid while that session lives
+    except AmiCheckError as exc:
+        pytest.skip(f"cannot open a second session for its challenge: {exc}")
+    other_challenge = challenge(other)
+    if other_challenge is None:
+        pytest.skip("a second session got no MD5 challenge (AMI-AUTH-003)")
+
+    def first_of_two(cs: list[str]) -> str | None:
+        # Asterisk keeps a session's first challenge: then the first key is the right one.
+        return None if cs[0] == cs[-1] else md5_key(cs[0], secret)
+
+    cases: dict[str, tuple[int, Callable[[list[str]], str | None]]] = {
+        "a wrong key": (1, lambda cs: md5_key(cs[-1], WRONG_SECRET)),
+        "the key for the first of two different Challenges": (2, first_of_two),
+        "the key for another session's challenge": (
+            1, lambda cs: md5_key(other_challenge, secret)),
+        "the upper-case hex form of the right key": (
+            1, lambda cs: md5_key(cs[-1], secret).upper()),
+        "the key md5(secret) with no Challenge asked": (0, lambda cs: md5_key("", secret)),
+    }
+    calls = [partial(attempt_login, ami_connect, username, WRONG_SECRET)] + [
+        partial(attempt_md5_login, ami_connect, username, key, challenges=n)
+        for n, key in cases.values()
+    ]
+    wrong, *results = concurrently(*calls)
+    other.close()
+    assert isinstance(wrong, LoginAttempt)
+    problems = Problems(f"MD5 login as {username} is not bound to the session's challenge "
+                        "and key")
+    for label, attempt in zip(cases, results, strict=True):
+        assert isinstance(attempt, LoginAttempt)
+        if attempt.error.startswith("no challenge"):
+            pytest.skip(f"{label}: the target gave no MD5 challenge (AMI-AUTH-003)")
+        if attempt.error == "not applicable":
+            continue
+        if attempt.ok:
+            problems.add(f"{label} was ACCEPTED: {attempt}")
+            continue
+        diff = refusal_differences(attempt, wrong, (label, "wrong password"), both_close=True)
+        if diff:
+            problems.add(f"{label} is refused unlike a wrong password: {'; '.join(diff)}"
+                         f" ({attempt}; wrong password: {wrong})")
+    problems.assert_none()

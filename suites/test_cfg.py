@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from amicheck import rules
+from amicheck.assertions import Problems
 from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError
 from amicheck.plugin import Target
@@ -91,9 +92,10 @@ def test_port_layout(
 ) -> None:
     """AMI ports are distinct, clear of other UCM services, and nothing answers AMI on 5038."""
     s = ami_profile.settings
-    problems = [str(f) for f in rules.check_settings(s) if f.rule == "ports" and f.is_error]
+    problems = Problems("port problems")
+    problems.extend(str(f) for f in rules.check_settings(s) if f.rule == "ports" and f.is_error)
     if s.port == s.stock_port:
-        problems.append(f"settings.port: {s.port} is the stock Asterisk port")
+        problems.add(f"settings.port: {s.port} is the stock Asterisk port")
     stock = ami_target.stock_port
     if stock:
         where = "the simulator's stand-in for 5038" if ami_target.is_sim else "the stock port"
@@ -103,19 +105,20 @@ def test_port_layout(
             pass  # refused, closed or silent: no AMI there
         else:
             if client.banner:
-                problems.append(
+                problems.add(
                     f"{ami_target.host}:{stock} ({where}) serves AMI: banner {client.banner!r}"
                 )
-    assert not problems, "port problems:\n" + "\n".join(problems)
+    problems.assert_none()
 
 
 @pytest.mark.requirement("AMI-CFG-007")
 def test_event_settings(ami_client: AmiClient, ami_profile: Profile) -> None:
     """Events carry Timestamp exactly when the profile enables it; the write timeout is valid."""
     s = ami_profile.settings
-    problems = [
+    problems = Problems("event settings")
+    problems.extend(
         str(f) for f in rules.check_settings(s) if f.rule == "write-timeout" and f.is_error
-    ]
+    )
     marker = "amicheck-cfg-timestamp"
     reply = ami_client.request("UserEvent", UserEvent=marker, timeout=STEP_TIMEOUT)
     if not reply.ok:
@@ -126,9 +129,9 @@ def test_event_settings(ami_client: AmiClient, ami_profile: Profile) -> None:
     )
     has = event.get("Timestamp") is not None
     if has != s.timestamp_events:
-        problems.append(
+        problems.add(
             f"settings.timestamp_events is {str(s.timestamp_events).lower()} but events "
             + ("carry" if has else "lack")
             + f" a Timestamp header (UserEvent: {list(event.keys())})"
         )
-    assert not problems, "event settings:\n" + "\n".join(problems)
+    problems.assert_none()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from amicheck.assertions import Problems, check_cases
 from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError
 from amicheck.protocol import Message
@@ -44,6 +45,16 @@ def _evidence(ex: Exchange) -> str:
     return f"({ex.ending()}; replies: {ex.summary()})"
 
 
+def _answered(client: AmiClient) -> Callable[[str, bytes], str | None]:
+    """A case judge: the payload (a Ping with ActionID ``aid``) runs and is answered."""
+
+    def judge(aid: str, payload: bytes) -> str | None:
+        ex = exchange(client, payload, sentinel=f"{aid}-sentinel")
+        return None if _ok(ex, aid) else f"{payload!r} not answered {_evidence(ex)}"
+
+    return judge
+
+
 def _padded_line(length: int) -> bytes:
     """A header line of exactly ``length`` bytes (without its CRLF)."""
     head = b"X-Amicheck-Pad: "
@@ -57,21 +68,14 @@ def test_bare_lf_and_mixed_line_ends(ami_client: AmiClient) -> None:
         "frm-lf": b"Action: Ping\nActionID: frm-lf\n\n",
         "frm-mixed": b"Action: Ping\r\nActionID: frm-mixed\n\r\n",
     }
-    problems = []
-    for aid, payload in cases.items():
-        ex = exchange(ami_client, payload, sentinel=f"{aid}-sentinel")
-        if not _ok(ex, aid):
-            problems.append(f"{payload!r} not answered {_evidence(ex)}")
-        if ex.closed or not _sentinel_answered(ex, f"{aid}-sentinel"):
-            break
-    assert not problems, "line ends:\n" + "\n".join(problems)
+    check_cases("line ends", cases, _answered(ami_client), stop=lambda: ami_client.at_eof)
 
 
 @pytest.mark.requirement("AMI-FRM-002")
 def test_long_lines(ami_client: AmiClient) -> None:
     """A line of 1022 bytes is fine; 1023 bytes and more give 'line too long' and the message
     does NOT run (no desynchronised remainder)."""
-    problems = []
+    problems = Problems("long lines")
     for length in LONG_LINES:
         aid, sentinel = f"frm-long-{length}", f"frm-long-{length}-sentinel"
         payload = (b"Action: Ping\r\nActionID: " + aid.encode() + b"\r\n"
@@ -80,16 +84,16 @@ def test_long_lines(ami_client: AmiClient) -> None:
         ran = _ok(ex, aid)
         if length < LINE_LIMIT - 1:
             if not ran:
-                problems.append(f"{length}-byte line: the Ping did not run {_evidence(ex)}")
+                problems.add(f"{length}-byte line: the Ping did not run {_evidence(ex)}")
         else:
             if ran:
-                problems.append(f"{length}-byte line: the Ping RAN {_evidence(ex)}")
+                problems.add(f"{length}-byte line: the Ping RAN {_evidence(ex)}")
             elif not any("line too long" in (m.get("Message") or "") for m in ex.responses()):
-                problems.append(f"{length}-byte line: no 'line too long' error {_evidence(ex)}")
+                problems.add(f"{length}-byte line: no 'line too long' error {_evidence(ex)}")
         if not _sentinel_answered(ex, sentinel):
-            problems.append(f"after the {length}-byte line the session is gone {_evidence(ex)}")
+            problems.add(f"after the {length}-byte line the session is gone {_evidence(ex)}")
             break
-    assert not problems, "long lines:\n" + "\n".join(problems)
+    problems.assert_none()
 
 
 def _headers(count: int, aid: str) -> bytes:
@@ -101,19 +105,19 @@ def _headers(count: int, aid: str) -> bytes:
 @pytest.mark.requirement("AMI-FRM-003")
 def test_header_limit(ami_client: AmiClient) -> None:
     """A message of 128 header lines runs; one of 129 is refused ('Too many lines')."""
-    problems = []
+    problems = Problems("header limit")
     ex = exchange(ami_client, _headers(MAX_HEADERS, "frm-h128"), sentinel="frm-h128-sentinel")
     if not _ok(ex, "frm-h128"):
-        problems.append(f"{MAX_HEADERS} headers: the Ping did not run {_evidence(ex)}")
+        problems.add(f"{MAX_HEADERS} headers: the Ping did not run {_evidence(ex)}")
     ex = exchange(ami_client, _headers(MAX_HEADERS + 1, "frm-h129"),
                   sentinel="frm-h129-sentinel")
     if _ok(ex, "frm-h129"):
-        problems.append(f"{MAX_HEADERS + 1} headers: the Ping RAN {_evidence(ex)}")
+        problems.add(f"{MAX_HEADERS + 1} headers: the Ping RAN {_evidence(ex)}")
     elif not any("too many lines" in (m.get("Message") or "").lower() for m in ex.responses()):
-        problems.append(f"{MAX_HEADERS + 1} headers: no 'Too many lines' error {_evidence(ex)}")
+        problems.add(f"{MAX_HEADERS + 1} headers: no 'Too many lines' error {_evidence(ex)}")
     if not _sentinel_answered(ex, "frm-h129-sentinel"):
-        problems.append(f"the session did not survive {MAX_HEADERS + 1} headers {_evidence(ex)}")
-    assert not problems, "header limit:\n" + "\n".join(problems)
+        problems.add(f"the session did not survive {MAX_HEADERS + 1} headers {_evidence(ex)}")
+    problems.assert_none()
 
 
 @pytest.mark.requirement("AMI-FRM-004")
@@ -124,42 +128,42 @@ def test_nul_and_high_bytes(ami_client: AmiClient) -> None:
         "frm-nul": b"Action: Ping\r\nActionID: frm-nul\r\nX-Amicheck: ab\x00cd\r\n\r\n",
         "frm-ff": b"Action: Ping\r\nActionID: frm-ff\r\nX-Amicheck: \xff\xfe\xff\r\n\r\n",
     }
-    problems = []
+    problems = Problems("bad bytes")
     for aid, payload in cases.items():
         ex = exchange(ami_client, payload, sentinel=f"{aid}-sentinel")
         if not _ok(ex, aid):
-            problems.append(f"{payload!r}: the Ping did not run {_evidence(ex)}")
+            problems.add(f"{payload!r}: the Ping did not run {_evidence(ex)}")
         if ex.closed or not _sentinel_answered(ex, f"{aid}-sentinel"):
-            problems.append(f"{payload!r}: the session did not survive {_evidence(ex)}")
+            problems.add(f"{payload!r}: the session did not survive {_evidence(ex)}")
             break
-    assert not problems, "bad bytes:\n" + "\n".join(problems)
+    problems.assert_none()
 
 
 @pytest.mark.requirement("AMI-FRM-005")
 def test_error_replies(ami_client: AmiClient) -> None:
     """A message without Action, an empty packet and an unknown action get Asterisk's exact
     error replies, and the session goes on."""
-    problems = []
+    problems = Problems("error replies")
     ex = exchange(ami_client, b"ActionID: frm-noaction\r\nX-Amicheck: 1\r\n\r\n",
                   sentinel="frm-noaction-sentinel")
     got = ex.first("frm-noaction")
     if got is None or got.get("Response") != "Error" or got.get("Message") != MISSING_ACTION:
-        problems.append(f"no Action: expected Error '{MISSING_ACTION}', got {describe(got)} "
+        problems.add(f"no Action: expected Error '{MISSING_ACTION}', got {describe(got)} "
                         f"{_evidence(ex)}")
     ex = exchange(ami_client, b"\r\n", sentinel="frm-empty-sentinel")
     others = [m for m in ex.responses() if m.get("ActionID") != "frm-empty-sentinel"]
     if any(m.get("Message") != MISSING_ACTION for m in others):
-        problems.append(f"empty packet: expected nothing or '{MISSING_ACTION}' {_evidence(ex)}")
+        problems.add(f"empty packet: expected nothing or '{MISSING_ACTION}' {_evidence(ex)}")
     if not _sentinel_answered(ex, "frm-empty-sentinel"):
-        problems.append(f"empty packet: the session did not go on {_evidence(ex)}")
+        problems.add(f"empty packet: the session did not go on {_evidence(ex)}")
     ex = exchange(ami_client,
                   f"Action: {UNKNOWN_ACTION}\r\nActionID: frm-unknown\r\n\r\n".encode(),
                   sentinel="frm-unknown-sentinel")
     got = ex.first("frm-unknown")
     if got is None or got.get("Response") != "Error" or got.get("Message") != UNKNOWN_TEXT:
-        problems.append(f"unknown action: expected Error '{UNKNOWN_TEXT}', got {describe(got)} "
+        problems.add(f"unknown action: expected Error '{UNKNOWN_TEXT}', got {describe(got)} "
                         f"{_evidence(ex)}")
-    assert not problems, "error replies:\n" + "\n".join(problems)
+    problems.assert_none()
 
 
 @pytest.mark.requirement("AMI-FRM-006")
@@ -169,12 +173,7 @@ def test_header_name_case(ami_client: AmiClient) -> None:
         "frm-lower": b"action: Ping\r\nactionid: frm-lower\r\n\r\n",
         "frm-upper": b"ACTION: PING\r\nACTIONID: frm-upper\r\n\r\n",
     }
-    problems = []
-    for aid, payload in cases.items():
-        ex = exchange(ami_client, payload, sentinel=f"{aid}-sentinel")
-        if not _ok(ex, aid):
-            problems.append(f"{payload!r} not answered {_evidence(ex)}")
-    assert not problems, "header name case:\n" + "\n".join(problems)
+    check_cases("header name case", cases, _answered(ami_client))
 
 
 @pytest.mark.requirement("AMI-FRM-007")
@@ -238,12 +237,12 @@ HOSTILE: dict[str, bytes] = {
 @pytest.mark.requirement("AMI-FRM-010")
 def test_survives_hostile_input(ami_login: Callable[..., AmiClient]) -> None:
     """After each hostile input, a fresh connection still logs in and answers Ping."""
-    problems = []
+    problems = Problems("the target did not survive hostile input")
     for name, payload in HOSTILE.items():
         try:
             client = ami_login(events=False)
         except AmiCheckError as exc:
-            problems.append(f"before sending {name}: no session: {exc}")
+            problems.add(f"before sending {name}: no session: {exc}")
             break
         exchange(client, payload, sentinel="frm-hostile-sentinel")
         client.close()
@@ -251,9 +250,9 @@ def test_survives_hostile_input(ami_login: Callable[..., AmiClient]) -> None:
             fresh = ami_login(events=False)
             reply = fresh.request("Ping", timeout=STEP_TIMEOUT)
         except AmiCheckError as exc:
-            problems.append(f"after {name}: a fresh connection failed: {exc}")
+            problems.add(f"after {name}: a fresh connection failed: {exc}")
             break
         if not reply.ok:
-            problems.append(f"after {name}: Ping answered {describe(reply.response)}")
+            problems.add(f"after {name}: Ping answered {describe(reply.response)}")
         fresh.close()
-    assert not problems, "the target did not survive hostile input:\n" + "\n".join(problems)
+    problems.assert_none()

@@ -7,6 +7,8 @@ costing about 1.5 s per run.
 """
 
 import hypothesis  # noqa: F401
+import pytest
+import refasterisk
 
 import amicheck.capture  # noqa: F401
 import amicheck.client  # noqa: F401
@@ -14,3 +16,20 @@ import amicheck.sim  # noqa: F401
 import amicheck.tlsaudit  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the reference Asterisk servers once, on the controller, at the end of the run."""
+    if (
+        not hasattr(session.config, "workerinput")
+        and session.config.getoption("--asterisk-keep") is False
+    ):
+        refasterisk.stop_all()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--asterisk-keep",
+        action="store_true",
+        help="leave the reference Asterisk servers running after the run",
+    )

@@ -9,10 +9,12 @@ import amicheck.capture  # noqa: F401  (imported once: see tests/test_plugin.py)
 import amicheck.client  # noqa: F401
 import amicheck.sim  # noqa: F401
 from amicheck.assertions import (
+    Problems,
     assert_error,
     assert_fields,
     assert_no_secret,
     assert_success,
+    check_cases,
     field_diff,
 )
 from amicheck.protocol import Message
@@ -78,3 +80,32 @@ def test_helpers_hide_their_frames(pytester: pytest.Pytester) -> None:
         "*after ping: the server kept the connection open for 0.2 s*",
         "*after close: the connection no longer answers Ping*",
     ])
+
+
+def test_problems_one_failure_listing_every_case() -> None:
+    problems = Problems("write privileges not enforced", limit=3)
+    problems.assert_none()  # nothing recorded: passes
+    problems.add("u1: Originate should be refused")
+    problems.extend(f"u{i}: Setvar" for i in range(2, 6))
+    assert len(problems) == 5 and problems
+    with pytest.raises(AssertionError) as exc:
+        problems.assert_none()
+    assert str(exc.value).splitlines() == [
+        "write privileges not enforced:", "u1: Originate should be refused", "u2: Setvar",
+        "u3: Setvar", "... and 2 more",
+    ]
+
+
+def test_check_cases_runs_the_table() -> None:
+    seen: list[str] = []
+
+    def judge(label: str, n: int) -> str | list[str] | None:
+        seen.append(label)
+        return None if n % 2 == 0 else ([f"{label} odd", f"{label} again"] if n > 2 else
+                                         f"{label} odd")
+
+    check_cases("even", {"a": 2, "b": 4}, judge)
+    with pytest.raises(AssertionError, match=r"(?s)numbers:\nc odd\nd odd\nd again"):
+        check_cases("numbers", [("c", 1), ("d", 3), ("e", 5)], judge,
+                    stop=lambda: seen[-1] == "d")
+    assert seen == ["a", "b", "c", "d"]  # stop() ended the table after d

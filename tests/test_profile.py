@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from amicheck.errors import ProfileError
 from amicheck.profile import (
+    MAX_LISTED_PROBLEMS,
+    MAX_PROFILE_BYTES,
     Profile,
     Settings,
     Thresholds,
@@ -274,3 +277,106 @@ def test_as_dict_redacts() -> None:
     }
     assert data["name"] == "amicheck-simulator"
     assert data["settings"]["port"] == 7777
+
+
+# --- bad input: refused before work, one line per problem (issue 10) ------------------------
+
+
+def _problems(exc: pytest.ExceptionInfo[ProfileError]) -> list[str]:
+    return str(exc.value).splitlines()[1:]
+
+
+def test_fifo_refused_without_opening(tmp_path: Path) -> None:
+    fifo = tmp_path / "profile.toml"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(ProfileError, match="not a regular file"):
+        load_profile(fifo)  # opening it would block until a writer comes
+    assert time.monotonic() - start < 1.0
+
+
+def test_device_and_directory_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="not a regular file"):
+        load_profile("/dev/zero")
+    with pytest.raises(ProfileError, match="is a directory"):
+        load_profile(tmp_path)
+
+
+def test_size_cap(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text(MINIMAL + "#" * MAX_PROFILE_BYTES, encoding="utf-8")
+    with pytest.raises(ProfileError, match=f"at most {MAX_PROFILE_BYTES} bytes"):
+        load_profile(big)
+    ok = tmp_path / "ok.toml"
+    ok.write_text(MINIMAL, encoding="utf-8")
+    assert load_profile(ok).users[0].username == "ucmamiuser1"
+
+
+def test_undecodable_bytes(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'[target]\nname = "caf\xe9"\n')
+    with pytest.raises(ProfileError, match=r"not UTF-8 text \(byte 0xe9 at offset 20\)"):
+        load_profile(bad)
+
+
+def test_deep_nesting_is_a_profile_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match="nested too deeply"):
+        load_profile(deep)
+    with pytest.raises(ProfileError, match="nested too deeply"):
+        parse_profile("x = " + "{a = " * 50_000 + "1" + "}" * 50_000)
+
+
+@pytest.mark.parametrize(("char", "name"), [("\r", "CR"), ("\n", "LF"), ("\0", "NUL"),
+                                            ("\x1b", "0x1b"), ("\x7f", "DEL")])
+def test_control_characters_refused(char: str, name: str) -> None:
+    esc = char.encode("unicode_escape").decode() if char != "\0" else "\\u0000"
+    esc = {"\x1b": "\\u001b", "\x7f": "\\u007f"}.get(char, esc)
+    text = f"""
+[target]
+name = "ucm{esc}x"
+[settings]
+banner = "Asterisk Call Manager/2.7.0{esc}Injected: 1"
+[[users]]
+username = "ucmami{esc}user1"
+secret = "Passw0rd{esc}x"
+permitted = ["127.0.0.1/255.255.255.255"]
+privileges = ["all"]
+"""
+    with pytest.raises(ProfileError) as exc:
+        parse_profile(text)
+    problems = _problems(exc)
+    for key in ("target.name", "settings.banner", "users[0].username", "users[0].secret"):
+        assert any(p.strip().startswith(f"{key}: contains the control character {name}")
+                   for p in problems), (key, problems)
+    assert "Passw0rd" not in str(exc.value)  # the secret is named, never shown
+    assert len(problems) == 4
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1.0"])
+def test_thresholds_finite_and_not_negative(value: str) -> None:
+    with pytest.raises(ProfileError, match=r"thresholds.ping_p95_ms: must be a finite number"):
+        parse_profile(MINIMAL + f"\n[thresholds]\nping_p95_ms = {value}\n")
+
+
+def test_negative_timeouts_refused() -> None:
+    with pytest.raises(ProfileError) as exc:
+        parse_profile(MINIMAL + "\n[settings]\nauth_timeout_s = -1\nwrite_timeout_ms = -5\n")
+    assert [p.strip() for p in _problems(exc)] == [
+        "settings.auth_timeout_s: must not be negative, got -1",
+        "settings.write_timeout_ms: must not be negative, got -5",
+    ]
+
+
+def test_problem_list_capped() -> None:
+    users = "".join('\n[[users]]\nusername = 7\nsecret = "x"\n' for _ in range(20_000))
+    with pytest.raises(ProfileError) as exc:
+        parse_profile(users)
+    text = str(exc.value)
+    lines = text.splitlines()
+    assert lines[0] == "<profile>: invalid profile (20000 problem(s))"
+    assert len(lines) == 1 + MAX_LISTED_PROBLEMS + 1
+    assert lines[-1].strip() == f"... and {20_000 - MAX_LISTED_PROBLEMS} more problems"
+    assert len(text) < 4000
+    assert len(exc.value.problems) == 20_000  # the whole list stays available to callers

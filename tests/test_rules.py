@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import trustme
 
+from amicheck import rules
 from amicheck.profile import Settings, TlsFiles, User, default_profile, parse_profile
 from amicheck.rules import (
     RULES,
@@ -26,6 +31,7 @@ from amicheck.rules import (
     privileges_ok,
     username_ok,
 )
+from amicheck.tlsfiles import MAX_TLS_FILE_BYTES, TlsFileError, read_tls_file
 
 GOOD = User("ucmamiuser1", "Passw0rd", ("127.0.0.1/255.255.255.255",), ("all",))
 
@@ -260,7 +266,7 @@ def test_tls_files_bad_pem_and_missing(tmp_path: Path, ca: trustme.CA) -> None:
 def test_tls_files_too_big(tmp_path: Path, ca: trustme.CA) -> None:
     good = _pair(tmp_path, ca)
     big = tmp_path / "big.pem"
-    big.write_bytes(good.cert.read_bytes() if good.cert else b"")  # type: ignore[union-attr]
+    big.write_bytes(good.cert.read_bytes() if good.cert else b"")
     with big.open("ab") as fh:
         fh.write(b"#" * (2 * 1024 * 1024))
     got = check_tls_files(TlsFiles(cert=big, key=good.key))
@@ -280,3 +286,45 @@ key = "{pair.key.name}"
     prof = parse_profile(text, tmp_path)
     assert check_profile(prof) == []
     assert check_profile(prof, disabled=frozenset({"tls-files"})) == []
+
+
+def test_tls_files_fifo_refused_unread(tmp_path: Path, ca: trustme.CA) -> None:
+    good = _pair(tmp_path, ca)
+    fifo = tmp_path / "cert.pem"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)  # opening it would block until a writer comes
+    got = check_tls_files(TlsFiles(cert=fifo, key=good.key))
+    assert [(f.path, f.message) for f in got] == [("tls.cert", f"{fifo}: not a regular file")]
+
+
+def test_read_tls_file(tmp_path: Path) -> None:
+    small = tmp_path / "small.pem"
+    small.write_bytes(b"x" * 10)
+    assert read_tls_file(small) == (b"x" * 10, 10)
+    big = tmp_path / "big.pem"
+    big.write_bytes(b"x" * MAX_TLS_FILE_BYTES)
+    with pytest.raises(TlsFileError) as exc:
+        read_tls_file(big)
+    assert (exc.value.code, exc.value.size) == ("too-big", MAX_TLS_FILE_BYTES)
+    with pytest.raises(TlsFileError, match="No such file") as exc:
+        read_tls_file(tmp_path / "missing.pem")
+    assert exc.value.code == "unreadable"
+
+
+def test_rules_does_not_import_tlsaudit() -> None:
+    """rules -> tlsaudit -> rules was a cycle; rules reads TLS files through tlsfiles only."""
+    source = (Path(rules.__file__)).read_text(encoding="utf-8")
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m and "tlsaudit" in m}, imported
+    code = ("import sys, amicheck.rules as r, pathlib; "
+            "r.check_profile(r.Profile()); assert 'amicheck.tlsaudit' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_finding_has_no_alias() -> None:
+    assert not hasattr(Finding("ports", "settings.port", "m"), "rule_id")

@@ -5,11 +5,15 @@ real device; a target that hangs; a target that drops the connection).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import re
+import secrets
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +23,8 @@ import pytest
 # Imported before any in-process run (see tests/test_faults.py).
 import amicheck.client
 import amicheck.plugin
+import amicheck.profile
+import amicheck.stats
 import amicheck.tlsaudit  # noqa: F401
 from amicheck import requirements
 from amicheck.profile import default_profile
@@ -104,7 +110,8 @@ def test_reply_helpers() -> None:
     assert _support.reply_fields(denied) == _support.reply_fields(other)
     assert _support.describe(denied) == "Response: Error / Message: Permission denied"
     assert _support.describe(None) == "no reply"
-    assert _support.md5_key("1234", "secret") == hashlib.md5(b"1234secret").hexdigest()
+    assert not hasattr(_support, "md5_key")  # one definition: amicheck.redaction.md5_key
+    assert _support.percentile is amicheck.stats.percentile
 
 
 # --- fake targets -------------------------------------------------------------------------------
@@ -304,3 +311,243 @@ def test_tls_disabled_profile(pytester: pytest.Pytester) -> None:
             "test_plaintext_on_tls_port", "test_plaintext_next_to_tls",
             "test_pipelined_tls"} <= set(skipped)
     assert all("TLS" in reason for reason in skipped.values()), skipped
+
+
+# --- MD5 login bypasses (AMI-AUTH-008) ----------------------------------------------------------
+
+FAKE_DELAY = 0.4
+_serving = contextlib.contextmanager(_serve)
+
+
+#: (key, this session's challenges, secret, every challenge issued) -> accepted?
+KeyJudge = Callable[[str, list[str], str, set[str]], bool]
+
+
+def _md5_server(accepts: KeyJudge, *, renew: bool = False) -> Callable[[socket.socket], None]:
+    """A fake AMI that checks plain Secrets like Asterisk (delay, Authentication failed,
+    close) and lets ``accepts`` judge MD5 Keys; ``renew``: a new challenge per Challenge."""
+    users = {u.username.lower(): u.secret or "" for u in default_profile().users}
+    issued: set[str] = set()
+
+    def run(conn: socket.socket) -> None:
+        conn.settimeout(10)
+        mine: list[str] = []
+        buf = b""
+        try:
+            conn.sendall(BANNER)
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                fields = {}
+                for line in head.decode().split("\r\n"):
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                aid = fields.get("actionid", "")
+                action = fields.get("action", "").lower()
+                if action == "challenge":
+                    if renew or not mine:
+                        mine.append(str(secrets.randbelow(900_000_000) + 100_000_000))
+                        issued.add(mine[-1])
+                    reply = f"Response: Success\r\nActionID: {aid}\r\nChallenge: {mine[-1]}"
+                elif action == "login":
+                    secret = users.get(fields.get("username", "").lower())
+                    if secret is None:
+                        ok = False
+                    elif fields.get("authtype", "").lower() == "md5":
+                        ok = accepts(fields.get("key", ""), mine, secret, issued)
+                    else:
+                        ok = fields.get("secret") == secret
+                    if not ok:
+                        time.sleep(FAKE_DELAY)
+                        conn.sendall(f"Response: Error\r\nActionID: {aid}\r\n"
+                                     "Message: Authentication failed\r\n\r\n".encode())
+                        return
+                    reply = (f"Response: Success\r\nActionID: {aid}\r\n"
+                             "Message: Authentication accepted")
+                else:
+                    reply = f"Response: Success\r\nActionID: {aid}\r\nPing: Pong"
+                conn.sendall(reply.encode() + b"\r\n\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    return run
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _right(key: str, mine: list[str], secret: str, _issued: set[str]) -> bool:
+    return bool(mine) and key == _md5(mine[-1] + secret)
+
+
+WRONG_KEY = "a wrong key was ACCEPTED"
+OTHER_SESSION = "the key for another session's challenge was ACCEPTED"
+UPPER_CASE = "the upper-case hex form of the right key was ACCEPTED"
+NO_CHALLENGE = "the key md5(secret) with no Challenge asked was ACCEPTED"
+STALE = "the key for the first of two different Challenges was ACCEPTED"
+#: fake target -> (how it judges a Key, the cases the check must name as accepted).
+MD5_SERVERS: dict[str, tuple[KeyJudge, set[str]]] = {
+    "any-key": (lambda key, c, s, i: bool(key),
+                {WRONG_KEY, OTHER_SESSION, UPPER_CASE, NO_CHALLENGE}),
+    "uppercase": (lambda key, c, s, i: _right(key.lower(), c, s, i), {UPPER_CASE}),
+    "no-challenge": (lambda key, c, s, i: _right(key, c, s, i) or (not c and key == _md5(s)),
+                     {NO_CHALLENGE}),
+    "any-challenge": (lambda key, c, s, i: bool(c) and any(key == _md5(x + s) for x in i),
+                      {OTHER_SESSION}),
+    "stale-challenge": (lambda key, c, s, i: any(key == _md5(x + s) for x in c), {STALE}),
+}
+#: Fakes that hand out a new challenge for every Challenge (as the stale-key case needs).
+RENEWING = {"stale-challenge"}
+
+
+@pytest.mark.parametrize("kind", sorted(MD5_SERVERS))
+def test_md5_bypass_fails_auth_008(pytester: pytest.Pytester, kind: str) -> None:
+    """A target that lets a bad MD5 key in fails AMI-AUTH-008, naming the accepted case."""
+    accepts, expected = MD5_SERVERS[kind]
+    with _serving(_md5_server(accepts, renew=kind in RENEWING)) as port:
+        result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys")
+    failures = _failures(result)
+    assert set(failures) == {"test_md5_wrong_keys_refused"}, sorted(failures)
+    text = failures["test_md5_wrong_keys_refused"]
+    pattern = r"^E {2,}(?!assert )([a-z][^\[\]]*? was ACCEPTED): Response"
+    accepted = set(re.findall(pattern, text, re.MULTILINE))
+    assert accepted == expected, text[-1500:]  # only the bypass this target has
+
+
+def test_md5_compliant_target_passes_auth_008(pytester: pytest.Pytester) -> None:
+    """The same fake, judging keys as Asterisk does, passes (with a challenge kept per
+    session, and renewed per Challenge); so does the simulator."""
+    for renew in (False, True):
+        with _serving(_md5_server(_right, renew=renew)) as port:
+            result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys")
+        result.assert_outcomes(passed=1)
+    result = _run_against(pytester, "sim", "-k", "md5_wrong_keys", "--ami-fail-delay", "0.4")
+    result.assert_outcomes(passed=1)
+
+
+def test_md5_right_key_refused_skips(pytester: pytest.Pytester) -> None:
+    """A target refusing every MD5 key has no bypass to find: skipped with the reason."""
+    with _serving(_md5_server(lambda key, c, s, i: False)) as port:
+        result = _run_against(pytester, f"127.0.0.1:{port}", "-k", "md5_wrong_keys", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*right MD5 key*refused*AMI-AUTH-003*"])
+
+
+# --- where the harness may log in from (issue 9: the AMI-PRV-007 false alarm) -------------------
+
+
+def _user(name: str, *permitted: str) -> amicheck.profile.User:
+    return amicheck.profile.User(name, "Pass-w0rd1", tuple(permitted), ("reporting",))
+
+
+def test_sources_leave_out_users_the_harness_cannot_be() -> None:
+    here, there, elsewhere = (_user("localuser1", "127.0.0.1/255.255.255.255"),
+                              _user("outsideuser1", "127.0.0.2/255.255.255.255"),
+                              _user("aclblocked1", "127.0.0.3/255.255.255.255"))
+    sources = _support.Sources("127.0.0.1", "127.0.0.2")
+    assert sources.reachable([here, there, elsewhere], "user") == [(here, None),
+                                                                   (there, "127.0.0.2")]
+    no_outside = _support.Sources("127.0.0.1", None)
+    assert no_outside.reachable([here, there], "user") == [(here, None)]
+    with pytest.raises(pytest.skip.Exception, match=r"no user may log in from 127\.0\.0\.1 "
+                       r"\(left out: outsideuser1, aclblocked1\)"):
+        no_outside.reachable([there, elsewhere], "user")
+
+
+def _profile_with(pytester: pytest.Pytester, extra: str) -> Path:
+    prof = default_profile()
+    assert prof.path is not None
+    path = pytester.path / "with-users.toml"
+    path.write_text(prof.path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return path
+
+
+BLOCKED_USERS = """
+[[users]]
+username = "aclblocked1"
+secret = "Bl0cked-Pass1"
+permitted = ["127.0.0.2/255.255.255.255"]
+privileges = ["reporting"]
+
+[[users]]
+username = "aclblocked2"
+secret = "Bl0cked-Pass2"
+permitted = ["127.0.0.3/255.255.255.255"]
+privileges = ["call"]
+"""
+
+
+def test_users_permitted_elsewhere_are_no_failure(pytester: pytest.Pytester) -> None:
+    """Users permitted only from the outside source (or from nowhere the harness has) make
+    no check fail: they log in from the outside source, or are left out."""
+    path = _profile_with(pytester, BLOCKED_USERS)
+    result = _run_against(pytester, "sim", "--ami-profile", str(path), "-m", "not slow",
+                          "--ami-fail-delay", "0.4", "-k", "PRV or AUTH or ACL or privileges "
+                          "or auth or acl")
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    assert not {r.nodeid: r.longreprtext[-600:] for r in reports if r.failed}
+    passed = {r.nodeid.rsplit("::", 1)[1] for r in reports if r.passed and r.when == "call"}
+    assert {"test_getconfig_confined", "test_action_classes", "test_listcommands_filtered",
+            "test_md5_wrong_keys_refused", "test_permitted_list_enforced"} <= passed
+
+
+TEMP_USER_CHECKS = '''
+import pytest
+from amicheck.redaction import derived_secrets
+from ._support import attempt_login
+
+@pytest.mark.requirement("AMI-ACL-002")
+def test_made(ami_temp_user, ami_connect, ami_target):
+    user = ami_temp_user(privileges=("reporting",))
+    assert user.secret in derived_secrets()
+    assert ami_target.sim.profile.user(user.username) is not None
+    assert attempt_login(ami_connect, user.username, user.secret, wait_close=False).ok
+    named = ami_temp_user("tmpnamed01", permitted=(), secret="Gu3ss-Me1")
+    assert not attempt_login(ami_connect, named.username, "Gu3ss-Me1").ok  # empty list
+    pytest.temp_names = [user.username, named.username]
+
+@pytest.mark.requirement("AMI-ACL-001")
+def test_gone_after_teardown(ami_sim):
+    assert [n for n in pytest.temp_names if ami_sim.profile.user(n) is not None] == []
+'''
+
+
+def test_ami_temp_user_fixture(pytester: pytest.Pytester) -> None:
+    """The suites' temporary users exist for their test only; a real target skips."""
+    pkg = pytester.path / "probe_pkg"
+    pkg.mkdir()
+    for name in ("__init__.py", "_support.py", "_access.py", "conftest.py"):
+        (pkg / name).write_text((SUITES / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (pkg / "test_temp.py").write_text(TEMP_USER_CHECKS, encoding="utf-8")
+    result = pytester.runpytest_inprocess(str(pkg), "-p", "no:cacheprovider",
+                                          "--ami-report-dir", str(pytester.path / "r"))
+    result.assert_outcomes(passed=2)
+    port, tls_port, stock_port = _free_ports(3)
+    with Simulator(default_profile(), port=port, tls_port=tls_port, fail_delay=0.4):
+        result = pytester.runpytest_inprocess(
+            str(pkg), "-p", "no:cacheprovider", "-rs", "-k", "made",
+            "--ami-target", f"127.0.0.1:{port}", "--ami-report-dir", str(pytester.path / "r"))
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*temporary AMI user*only on the embedded simulator*"])
+
+
+def test_catalogue_file_is_validated() -> None:
+    """The catalogue's data file: exactly the five keys per entry, known severities."""
+    good = ('[[requirement]]\nid = "AMI-CFG-001"\ntitle = "t"\nseverity = "low"\n'
+            'source = "s"\nremediation = "r."\n')
+    (req,) = requirements._load(good)
+    assert (req.id, req.area, req.severity) == ("AMI-CFG-001", "CFG", Severity.LOW)
+    with pytest.raises(ValueError, match=r"requirement\[0\]: needs exactly the keys"):
+        requirements._load(good.replace('title = "t"\n', ""))
+    with pytest.raises(ValueError, match="'urgent' is not a valid Severity"):
+        requirements._load(good.replace('"low"', '"urgent"'))
+    with pytest.raises(ValueError, match="ID must be AMI-CFG-NNN"):
+        requirements._load(good.replace("AMI-CFG-001", "AMI-CFG-ABC"))
+    assert requirements.get("AMI-AUTH-008").severity is Severity.HIGH
