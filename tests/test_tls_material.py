@@ -130,7 +130,7 @@ def test_san_covers_rules() -> None:
 
 
 def test_file_limit_matches_rules(tmp_path: Path, good: CertPair) -> None:
-    """tls/ keeps its own copy of the UCM upload limit (no import of rules.py): same value."""
+    """One UCM upload limit: tls/ and rules.py both use amicheck.tlsfiles."""
     assert MAX_TLS_FILE_BYTES == rules.MAX_TLS_FILE_BYTES
     big = tmp_path / "big.pem"
     big.write_bytes(good.cert_pem + b"\n" * MAX_TLS_FILE_BYTES)

@@ -3,7 +3,8 @@
 Used for the files a profile names (``ami_certificate.pem`` / ``ami_private.pem``, each under
 2 MB, the UCM upload limit) and for the leaf a TLS port serves (from :mod:`amicheck.tls.scan`).
 Every finding is a :class:`CertProblem` with a stable code; nothing here does network I/O.
-This module imports nothing from :mod:`amicheck.rules` (rules imports us, lazily).
+The 2 MB cap, the bounded file read and the key/certificate match are
+:mod:`amicheck.tlsfiles`' (shared with the profile rules); nothing here imports rules.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
-from OpenSSL import SSL
+
+from amicheck.tlsfiles import MAX_TLS_FILE_BYTES, TlsFileError, key_matches_cert, read_tls_file
 
 __all__ = [
     "MAX_TLS_FILE_BYTES",
@@ -46,8 +48,6 @@ __all__ = [
     "as_dict",
 ]
 
-#: The UCM's upload limit for each TLS file ("less than 2 MB"); rules.py checks it too.
-MAX_TLS_FILE_BYTES = 2 * 1024 * 1024
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 #: A certificate with fewer days left than this gets an ``expires-soon`` warning.
@@ -226,23 +226,6 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def key_matches_cert(cert: x509.Certificate, key_pem: bytes) -> bool:
-    """``SSL_CTX_check_private_key`` (what Asterisk runs): False on mismatch or bad key."""
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
-        return False
-    ctx = SSL.Context(SSL.TLS_METHOD)
-    ctx.set_cipher_list(b"ALL:@SECLEVEL=0")  # else OpenSSL refuses RSA-1024 before comparing
-    try:
-        ctx.use_certificate(cert)  # type: ignore[arg-type]  # stubs lag pyOpenSSL 24
-        ctx.use_privatekey(key)  # type: ignore[arg-type]
-        ctx.check_privatekey()
-    except (SSL.Error, TypeError, ValueError):
-        return False
-    return True
-
-
 def _name_matches(pattern: str, name: str) -> bool:
     pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
     if pattern.startswith("*."):
@@ -392,14 +375,11 @@ def audit_pem_files(
 
     def read(p: Path, what: str) -> tuple[bytes | None, int | None]:
         try:
-            size = p.stat().st_size
-            if size >= MAX_TLS_FILE_BYTES:
-                problems.append(CertProblem("too-big", f"{what} {p}: {size} bytes (UCM: < 2 MB)"))
-                return None, size
-            return p.read_bytes(), size
-        except OSError as exc:
-            problems.append(CertProblem("unreadable", f"{what} {p}: {exc.strerror or exc}"))
-            return None, None
+            return read_tls_file(p)
+        except TlsFileError as exc:
+            limit = " (UCM: < 2 MB)" if exc.code == "too-big" else ""
+            problems.append(CertProblem(exc.code, f"{what} {p}: {exc.reason}{limit}"))
+            return None, exc.size
 
     cert_pem, size = read(cp, "certificate")
     key_pem = None
