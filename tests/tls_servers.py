@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dh
 
-from amicheck.tls.material import Authority, CertPair
+from amicheck.tls.material import Authority, CertPair, dh_params_pem
 
 with warnings.catch_warnings():  # tlslite-ng 0.8 imports asyncore (deprecated in 3.11)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -50,21 +48,6 @@ LOOPBACK = "127.0.0.1"
 #: Port gnutls-serv listens on inside its own network namespace (nothing else runs there).
 _INNER_PORT = 5556
 _START_TIMEOUT = 15.0
-
-#: RFC 2409 Oakley group 2 (1024-bit MODP): a DH group below 2048 bits (Logjam-class).
-DH1024_P = int(
-    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E"
-    "3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF"
-    "5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
-    16,
-)
-
-
-def dh_params_pem(p: int = DH1024_P, g: int = 2) -> bytes:
-    """PKCS#3 ``DH PARAMETERS`` PEM for gnutls-serv ``--dhparams``."""
-    params = dh.DHParameterNumbers(p, g).parameters()
-    return params.parameter_bytes(serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
-
 
 _CA: list[Authority] = []
 

@@ -24,11 +24,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "DEFAULT_SAN",
+    "DH1024_P",
+    "dh_params_pem",
     "Authority",
     "CertPair",
     "default_authority",
@@ -39,6 +41,22 @@ __all__ = [
 
 #: Names a leaf covers unless told otherwise: what a loopback client connects to.
 DEFAULT_SAN: tuple[str, ...] = ("localhost", "127.0.0.1")
+
+#: RFC 2409 Oakley group 2 (1024-bit MODP): a DH group below 2048 bits (Logjam-class).
+DH1024_P = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E"
+    "3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF"
+    "5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+    16,
+)
+
+
+def dh_params_pem(p: int = DH1024_P, g: int = 2) -> bytes:
+    """PKCS#3 ``DH PARAMETERS`` PEM (``load_dh_params``, gnutls-serv ``--dhparams``); the
+    default is the weak 1024-bit group of the tls-weak-dh fault and the legacy servers."""
+    params = dh.DHParameterNumbers(p, g).parameters()
+    return params.parameter_bytes(serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
+
 
 _OID_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
 _OID_LEGACY_RSA = {
