@@ -255,11 +255,13 @@ def simulator_pair(
     key_size: int = 2048,
     sha1: bool = False,
     expired: bool = False,
+    san: Sequence[str] | None = None,
 ) -> CertPair:
     """The simulator's leaf: CA-signed, ``CA:FALSE``, SAN = CN, localhost, 127.0.0.1.
 
     ``key_size=1024, sha1=True`` for the weak-cert-key fault, ``expired`` for expired-cert
-    (validity ended a day ago). The CA is in :attr:`CertPair.ca_pem` for verifying clients.
+    (validity ended a day ago), ``san=()`` for a CN-only leaf. The CA is in
+    :attr:`CertPair.ca_pem` for verifying clients.
     """
     if expired:
         before, after = _dt.timedelta(days=-400), _dt.timedelta(days=-1)
@@ -267,7 +269,7 @@ def simulator_pair(
         before, after = _dt.timedelta(hours=-1), _dt.timedelta(days=365)
     return default_authority().issue(
         common_name,
-        san=(common_name, *DEFAULT_SAN),
+        san=(common_name, *DEFAULT_SAN) if san is None else san,
         key_bits=key_size,
         hash="sha1" if sha1 else "sha256",
         not_before=before,
