@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +44,9 @@ with warnings.catch_warnings():  # tlslite-ng 0.8 imports asyncore (deprecated i
 LOOPBACK = "127.0.0.1"
 #: Port gnutls-serv listens on inside its own network namespace (nothing else runs there).
 _INNER_PORT = 5556
+_INNER_PORT_S = str(_INNER_PORT)
+#: The relay script run inside the namespace (standard library only: starts fast).
+_RELAY = Path(__file__).with_name("tls_relay.py")
 _START_TIMEOUT = 15.0
 
 _CA: list[Authority] = []
@@ -327,7 +327,7 @@ class GnutlsServer:
         fd = self._listener.fileno()
         self._log = open(self._dir / "log.txt", "w+b")  # noqa: SIM115 - closed in close()
         self._proc = subprocess.Popen(
-            ["unshare", "-n", "--", sys.executable, __file__, "--relay", str(fd), "--", *cmd],
+            ["unshare", "-n", "--", sys.executable, str(_RELAY), str(fd), _INNER_PORT_S, *cmd],
             pass_fds=(fd,),
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -358,61 +358,6 @@ class GnutlsServer:
             self._proc.stdout.close()
         self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-# --- the relay, run inside the namespace as ``python tls_servers.py --relay FD -- CMD`` --------
-
-
-def _pump(a: socket.socket, b: socket.socket) -> None:
-    socks = [a, b]
-    try:
-        while True:
-            ready, _, _ = select.select(socks, [], [], 30.0)
-            if not ready:
-                return  # idle for 30 s: give up on this pair
-            for s in ready:
-                data = s.recv(65536)
-                if not data:
-                    return
-                (b if s is a else a).sendall(data)
-    except OSError:
-        return
-    finally:
-        a.close()
-        b.close()
-
-
-def _relay_main(fd: int, cmd: list[str]) -> int:
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-
-    def stop(*_: object) -> None:
-        child.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(5)
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    deadline = time.monotonic() + _START_TIMEOUT
-    while True:
-        try:
-            socket.create_connection((LOOPBACK, _INNER_PORT), timeout=1).close()
-            break
-        except OSError:
-            if child.poll() is not None or time.monotonic() > deadline:
-                print("gnutls-serv exited or never listened", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
-    listener = socket.socket(fileno=fd)
-    print("ready", flush=True)
-    while True:
-        client, _ = listener.accept()
-        try:
-            upstream = socket.create_connection((LOOPBACK, _INNER_PORT), timeout=5)
-        except OSError:
-            client.close()
-            continue
-        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
 
 
 # --- one server per weakness ---------------------------------------------------------------
@@ -502,7 +447,3 @@ def legacy_server(name: str) -> Iterator[Any]:
         yield server
     finally:
         server.close()
-
-
-if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "--relay":
-    sys.exit(_relay_main(int(sys.argv[2]), sys.argv[4:]))
