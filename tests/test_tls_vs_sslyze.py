@@ -65,7 +65,7 @@ def _sim(fault: str | None) -> Callable[[], Generator[tuple[int, str], None, Non
 def _legacy(name: str) -> Callable[[], Generator[tuple[int, str], None, None]]:
     def run() -> Generator[tuple[int, str], None, None]:
         with legacy_server(name) as srv:
-            yield srv.port, "localhost"  # tlslite refuses an IP literal as SNI
+            yield srv.port, HOST
 
     return run
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ipaddress
 import select
 import shutil
 import socket
@@ -38,8 +39,25 @@ with warnings.catch_warnings():  # tlslite-ng 0.8 imports asyncore (deprecated i
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
         import tlslite
+        import tlslite.tlsconnection as _tlslite_conn
     except ImportError:  # the test extra is not installed: its fixtures skip
         tlslite = None
+
+if tlslite is not None:
+    # sslyze (like the suites) sends the target's IP literal as SNI; OpenSSL and GnuTLS
+    # servers ignore it, tlslite refuses it (RFC 6066). The legacy servers stand in for
+    # OpenSSL-based firmware, so they accept it as OpenSSL does.
+    _strict_hostname = _tlslite_conn.is_valid_hostname
+
+    def _lenient_hostname(name: Any) -> bool:
+        text = bytes(name).decode("ascii", "replace") if not isinstance(name, str) else name
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return bool(_strict_hostname(name))
+        return True
+
+    _tlslite_conn.is_valid_hostname = _lenient_hostname
 
 LOOPBACK = "127.0.0.1"
 #: Port gnutls-serv listens on inside its own network namespace (nothing else runs there).
