@@ -107,6 +107,8 @@ def test_evidence_is_json(compliant: tuple[ScanResult, bytes]) -> None:
     assert "TLS_AES_128_GCM_SHA256" in ev["accepted"]["TLSv1.3"]
     assert ev["weak_classes"] == {} and ev["vulnerable"] == [] and ev["untested"] == {}
     assert ev["engine"].startswith("sslyze 6.")
+    text = r.evidence_text()
+    assert "  TLSv1.3: TLS_" in text and "  SSLv3: refused" in text and "curves: X25519" in text
 
 
 def test_compliant_leaf_is_not_yet_an_end_entity(compliant: tuple[ScanResult, bytes]) -> None:

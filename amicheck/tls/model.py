@@ -332,6 +332,28 @@ class ScanResult:
             "errors": list(self.errors),
         }
 
+    def evidence_text(self) -> str:
+        """:meth:`evidence` as the lines a report shows under the TLS section."""
+        lines = [
+            f"TLS scan of {self.endpoint} (SNI {self.server_name}, {self.engine}): "
+            f"{self.status.value}" + (f" -- {self.reason}" if self.reason else "")
+        ]
+        for vs in self.versions:
+            if vs.accepted:
+                lines.append(f"  {vs.version}: " + ", ".join(s.name for s in vs.suites))
+            elif vs.accepted is None:
+                lines.append(f"  {vs.version}: not tested ({vs.error})")
+            else:
+                lines.append(f"  {vs.version}: refused")
+        if self.curves:
+            lines.append("  curves: " + ", ".join(c.name for c in self.curves))
+        if self.dh_groups():
+            lines.append("  DH groups: " + ", ".join(f"{b} bits" for b in self.dh_groups()))
+        if self.vulnerabilities():
+            lines.append("  vulnerable: " + "; ".join(self.vulnerabilities()))
+        lines += [f"  probe error: {e}" for e in self.errors]
+        return "\n".join(lines)
+
     def untested_versions(self) -> tuple[VersionScan, ...]:
         """Versions the scan could not test (their ``error`` says why)."""
         return tuple(vs for vs in self.versions if vs.accepted is None)
