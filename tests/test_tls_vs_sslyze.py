@@ -1,11 +1,12 @@
 """amicheck's TLS verdicts against sslyze's own, on every TLS endpoint the tests can set up.
 
 For each endpoint (the simulator with and without each TLS fault, the legacy servers of
-tests/tls_servers.py, a port that speaks no TLS) one sslyze run gives both amicheck's
-:class:`ScanResult` and sslyze's raw result. sslyze's verdict is its Mozilla-profile checker
-("intermediate", the profile for servers not serving browsers from before 2014) plus its raw
-findings. Issue 8: every weakness sslyze reports is failed by amicheck with the weakness
-named, and amicheck fails nothing sslyze does not support.
+tests/tls_servers.py, a port that speaks no TLS, the reference Asterisk 22 and 13) one
+sslyze run gives both amicheck's :class:`ScanResult` and sslyze's raw result. sslyze's
+verdict is its Mozilla-profile checker ("intermediate", the profile for servers not serving
+browsers from before 2014) plus its raw findings. Issue 8: every weakness sslyze reports is
+failed by amicheck with the weakness named, and amicheck fails nothing sslyze does not
+support.
 
 Where the two disagree by design, :data:`NOT_COMPARED` says why (web-PKI rules, CBC suites,
 curves outside Mozilla's short list that are not weak).
@@ -70,9 +71,20 @@ def _legacy(name: str) -> Callable[[], Generator[tuple[int, str], None, None]]:
     return run
 
 
+def _asterisk(version: str) -> Callable[[], Generator[tuple[int, str], None, None]]:
+    def run() -> Generator[tuple[int, str], None, None]:
+        import refasterisk  # skips the test where the kit is absent or not built
+
+        yield refasterisk.start(version).tls_port, HOST
+
+    return run
+
+
 ENDPOINTS: dict[str, Callable[[], Generator[tuple[int, str], None, None]]] = {
     **{f"sim:{f or 'compliant'}": _sim(f) for f in SIM_FAULTS},
     **{name: _legacy(name) for name in LEGACY},
+    "asterisk:22": _asterisk("22"),
+    "asterisk:13": _asterisk("13"),
 }
 
 
@@ -235,7 +247,13 @@ def _compare(r: ScanResult, raw: Any) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param(e, marks=pytest.mark.asterisk) if e.startswith("asterisk:") else e
+        for e in ENDPOINTS
+    ],
+)
 def test_amicheck_agrees_with_sslyze(endpoint: str) -> None:
     gen = ENDPOINTS[endpoint]()
     port, sni = next(gen)
