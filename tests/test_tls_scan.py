@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tls_servers import legacy_server
+from tls_servers import scanned_legacy, scanned_sim
 
 from amicheck.profile import default_profile
 from amicheck.sim import Simulator
@@ -31,10 +31,9 @@ SCAN_BUDGET = 20.0
 
 
 def _sim_scan(*faults: str) -> tuple[ScanResult, bytes]:
-    """Scan the simulator's TLS port; also return the certificate file it was given."""
-    with Simulator(default_profile(), faults=faults, host=HOST, port=0, tls_port=0) as sim:
-        assert sim.tls_port is not None and sim.tls_cert_path is not None
-        return scan(HOST, sim.tls_port, timeout=5.0), sim.tls_cert_path.read_bytes()
+    """The simulator's TLS port scanned (shared with test_tls_vs_sslyze), and its cert file."""
+    r, _, cert = scanned_sim(faults[0] if faults else None)
+    return r, cert
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +226,7 @@ def test_silent_port_is_no_handshake(silent_port: int) -> None:
 
 
 def _legacy(name: str) -> ScanResult:
-    with legacy_server(name) as srv:
-        r = scan(HOST, srv.port, timeout=5.0)  # by IP, as the suite scans a UCM
+    r, _ = scanned_legacy(name)  # by IP, as the suite scans a UCM
     assert r.status is ScanStatus.COMPLETED, r.reason
     return r
 

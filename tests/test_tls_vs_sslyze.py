@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
-from tls_servers import LEGACY, legacy_server
+from tls_servers import LEGACY, legacy_server, scanned_legacy, scanned_sim
 
 from amicheck.profile import default_profile
 from amicheck.sim import Simulator
@@ -255,20 +255,31 @@ def _compare(r: ScanResult, raw: Any) -> list[str]:
     ],
 )
 def test_amicheck_agrees_with_sslyze(endpoint: str) -> None:
-    gen = ENDPOINTS[endpoint]()
-    port, sni = next(gen)
-    try:
-        r, raw = scan_with_sslyze_result(HOST, port, server_name=sni, timeout=5.0)
-        if raw is None:
-            # amicheck stopped at its preflight; sslyze alone must not find TLS either
+    if endpoint.startswith("sim:"):
+        fault = endpoint[4:]
+        r, raw, _ = scanned_sim(None if fault == "compliant" else fault)
+    elif endpoint in LEGACY:
+        r, raw = scanned_legacy(endpoint)
+    else:
+        gen = ENDPOINTS[endpoint]()
+        port, sni = next(gen)
+        try:
+            r, raw = scan_with_sslyze_result(HOST, port, server_name=sni, timeout=5.0)
+        finally:
+            gen.close()
+    if raw is None:
+        # amicheck stopped at its preflight; sslyze alone must not find TLS there either
+        gen = ENDPOINTS[endpoint]()
+        port, sni = next(gen)
+        try:
             why = _no_tls_by_sslyze(port, sni)
-            assert why, f"sslyze completes a handshake where amicheck says: {r.reason}"
-            assert checks.handshake(r).outcome is not Outcome.PASS
-            for name, check in checks.LIVE_CHECKS.items():
-                assert check(r).outcome is Outcome.ERROR, name
-            return
-    finally:
-        gen.close()
+        finally:
+            gen.close()
+        assert why, f"sslyze completes a handshake where amicheck says: {r.reason}"
+        assert checks.handshake(r).outcome is not Outcome.PASS
+        for name, check in checks.LIVE_CHECKS.items():
+            assert check(r).outcome is Outcome.ERROR, name
+        return
     assert raw.scan_result is not None
     problems = _compare(r, raw)
     assert not problems, f"{endpoint}:\n" + "\n".join(problems)

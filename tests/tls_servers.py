@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import ipaddress
 import select
 import shutil
@@ -33,7 +34,11 @@ from typing import Any
 
 import pytest
 
+from amicheck.profile import default_profile
+from amicheck.sim import Simulator
 from amicheck.tls.material import Authority, CertPair, dh_params_pem
+from amicheck.tls.model import ScanResult
+from amicheck.tls.scan import scan_with_sslyze_result
 
 with warnings.catch_warnings():  # tlslite-ng 0.8 imports asyncore (deprecated in 3.11)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -465,3 +470,28 @@ def legacy_server(name: str) -> Iterator[Any]:
         yield server
     finally:
         server.close()
+
+
+# --- scans shared by the test modules -------------------------------------------------------
+
+
+@functools.cache
+def scanned_legacy(name: str) -> tuple[ScanResult, Any]:
+    """One scan of ``LEGACY[name]`` per test process: amicheck's result and sslyze's raw one.
+
+    test_tls_scan and test_tls_vs_sslyze judge the same scans (a scan of a tlslite server
+    takes 10-20 s on this machine); skips like :func:`legacy_server`.
+    """
+    with legacy_server(name) as srv:
+        return scan_with_sslyze_result(LOOPBACK, srv.port, timeout=5.0)
+
+
+@functools.cache
+def scanned_sim(fault: str | None) -> tuple[ScanResult, Any, bytes]:
+    """One scan of the simulator with ``fault`` (None: compliant) per test process, with the
+    certificate file the simulator was given."""
+    faults = (fault,) if fault else ()
+    with Simulator(default_profile(), faults=faults, host=LOOPBACK, port=0, tls_port=0) as sim:
+        assert sim.tls_port is not None and sim.tls_cert_path is not None
+        result, raw = scan_with_sslyze_result(LOOPBACK, sim.tls_port, timeout=5.0)
+        return result, raw, sim.tls_cert_path.read_bytes()
