@@ -9,31 +9,29 @@ Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else th
 ``suites/`` next to the package (the source checkout: what ``pip install -e .`` uses), else
 ``<prefix>/share/amicheck/suites`` (where a wheel puts them as data files).
 
-Exit status: 0 nothing failed or errored; 1 failures or errors; 2 bad input (including suites
-that do not collect); 130 interrupted; other values are pytest's (3 internal error, 5 no tests
-collected).
+Exit status: 0 compliant (checks ran, none failed or errored); 1 failures or errors; 2 bad
+input (including suites that do not collect); 5 no verdict (no check ran: none selected, or
+every one skipped); 130 interrupted; other values are pytest's (3 internal error, 4 usage).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import socket
 import sys
-import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from amicheck.report.model import RunReport
 
 __all__ = ["main", "probe_ami", "find_suites", "TargetCheckError", "build_parser"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_VERDICT, EXIT_INTERRUPTED = 0, 1, 2, 5, 130
 PROBE_TIMEOUT = 3.0
 _MAX_LISTED = 15
 
@@ -127,22 +125,14 @@ def probe_ami(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
 
 def find_suites(explicit: str | None = None) -> Path:
     """The suites directory (see the module docstring for the search order)."""
-    import amicheck
+    from amicheck.plugin.ids import shipped_suite_candidates
 
     if explicit:
         candidates = [Path(explicit)]
     elif os.environ.get("AMICHECK_SUITES"):
         candidates = [Path(os.environ["AMICHECK_SUITES"])]
     else:
-        pkg = Path(amicheck.__file__).resolve().parent
-        shared = Path(sysconfig.get_path("data")) / "share" / "amicheck" / "suites"
-        candidates = [pkg / "suites", pkg.parent / "suites", shared]
-        try:  # shipped as the package ``amicheck.suites`` (a package-dir mapping)
-            spec = importlib.util.find_spec("amicheck.suites")
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.submodule_search_locations:
-            candidates.insert(0, Path(next(iter(spec.submodule_search_locations))))
+        candidates = shipped_suite_candidates()
     for c in candidates:
         if c.is_dir():
             return c.resolve()
@@ -155,8 +145,18 @@ def find_suites(explicit: str | None = None) -> Path:
 # --- argument parsing ------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), not usage + error."""
+
+    def error(self, message: str) -> Any:  # argparse's signature says NoReturn
+        _err(f"{self.prog}: {message} (see '{self.prog} -h')")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from amicheck.plugin.options import add_run_arguments
+
+    p = _Parser(
         prog="amicheck",
         description="AMI test-and-compliance harness for Grandstream UCM6XXX PBXs.",
     )
@@ -165,32 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the compliance suites (default: against the embedded simulator)",
         description="Run the compliance suites. Arguments after '--' go to pytest "
         "(e.g. -- -n 4 -k tls).",
+        epilog="exit status: 0 compliant; 1 failures or errors; 2 bad input; 5 no verdict "
+        "(no check ran: none selected, or all skipped); 130 interrupted",
     )
-    run.add_argument("--target", default="sim", metavar="sim|HOST[:PORT]",
-                     help="AMI endpoint (default: the embedded simulator)")
-    run.add_argument("--profile", metavar="FILE", help="target profile (TOML)")
-    run.add_argument("--fault", action="append", default=[], metavar="NAME",
-                     help="simulator fault profile (repeatable; see 'amicheck faults')")
-    run.add_argument("--report-dir", default="reports", metavar="DIR",
-                     help="where junit.xml, report.html, report.json go (default: reports)")
-    run.add_argument("--allow-destructive", action="store_true",
-                     help="run state-changing checks against a real target")
-    run.add_argument("--allow-bruteforce", action="store_true",
-                     help="run password guessing against a real target")
-    run.add_argument("--outside-source", metavar="IP",
-                     help="local address outside the permitted lists (ACL checks)")
-    run.add_argument("--pcap", action="store_true", help="write a pcap per test")
-    run.add_argument("--fail-delay", metavar="SECONDS",
-                     help="simulator only: failed-login delay (default 1 s)")
-    run.add_argument("--suites", metavar="DIR", help="suites directory (default: the shipped one)")
-    run.add_argument("--timeout", type=float, default=PROBE_TIMEOUT, metavar="SECONDS",
-                     help=f"target probe timeout (default {PROBE_TIMEOUT:g} s)")
+    add_run_arguments(run)
     sub.add_parser("sim", help="serve the UCM simulator in the foreground (see 'amicheck sim -h')",
                    add_help=False)
     sub.add_parser("bench", help="client benchmarks (see 'amicheck bench -h')", add_help=False)
     pcap = sub.add_parser("pcap", help="print the AMI messages of a capture file")
     pcap.add_argument("file", metavar="FILE", help="pcap or pcapng file")
-    pcap.add_argument("--port", type=int, action="append", default=[],
+    pcap.add_argument("--port", action="append", default=[], metavar="PORT",
                       help="also treat this TCP port as AMI (repeatable)")
     pcap.add_argument("--brief", action="store_true", help="one line per message, no headers")
     sub.add_parser("faults", help="list the simulator fault profiles")
@@ -210,63 +194,59 @@ def _plugin_registered() -> bool:
     return any(ep.value.split(":")[0] == "amicheck.plugin" for ep in eps)
 
 
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
 def _preflight(args: argparse.Namespace) -> list[str]:
-    """Validate the input; returns the --ami-* options for pytest. Raises TargetCheckError."""
+    """Check every input; returns the --ami-* options for pytest. Raises TargetCheckError.
+
+    The values are checked by the option table's parsers (the same the plugin uses), the
+    profile is loaded, the report directory proven writable, the simulator started once with
+    the faults (or the real target probed), all before pytest starts.
+    """
     import pytest
 
     from amicheck.errors import AmiCheckError, ProfileError
-    from amicheck.plugin import parse_fail_delay, parse_source, parse_target
+    from amicheck.plugin.options import parse_run_values, pytest_argv
+    from amicheck.report.files import ReportDirError, check_report_dir
 
-    opts: list[str] = []
     try:
-        spec = parse_target(args.target)
-        outside = parse_source(args.outside_source) if args.outside_source else None
-        delay = parse_fail_delay(args.fail_delay) if args.fail_delay is not None else None
+        values = parse_run_values(args)
     except pytest.UsageError as exc:
-        raise TargetCheckError(str(exc).replace("--ami-", "--")) from None
+        raise TargetCheckError(str(exc)) from None
+    spec = values["ami_target"]
     from amicheck.profile import default_profile, load_profile
 
+    profile_path = values["ami_profile"]
     try:
-        profile = load_profile(args.profile) if args.profile else default_profile()
-    except ProfileError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise TargetCheckError("; ".join(lines)) from None
+        profile = load_profile(profile_path) if profile_path else default_profile()
+    except (ProfileError, OSError) as exc:
+        raise TargetCheckError(_one_line(exc)) from None
+    try:
+        check_report_dir(values["ami_report_dir"])
+    except ReportDirError as exc:
+        raise TargetCheckError(f"--report-dir: {exc}") from None
     if spec.is_sim:
         from amicheck.sim import Simulator
         from amicheck.sim.faults import resolve_faults
 
         try:
-            faults = resolve_faults(args.fault)
+            faults = resolve_faults(values["ami_fault"])
             with Simulator(profile, faults=tuple(faults), host="127.0.0.1", port=0, tls_port=0):
                 pass
         except AmiCheckError as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            raise TargetCheckError("the simulator refused the input: " + "; ".join(lines)) \
+            raise TargetCheckError(f"the simulator refused the input: {_one_line(exc)}") \
                 from None
     else:
-        if args.fault:
-            raise TargetCheckError(f"--fault applies to the simulator only (target is {spec})")
-        if delay is not None:
-            raise TargetCheckError(f"--fail-delay applies to the simulator only (target is "
-                                   f"{spec})")
+        for opt in ("fault", "fail-delay"):
+            if values["ami_" + opt.replace("-", "_")] not in (None, []):
+                raise TargetCheckError(f"--{opt} applies to the simulator only (target is "
+                                       f"{spec})")
         assert spec.host is not None
-        probe_ami(spec.host, spec.port or profile.settings.port, args.timeout)
-    opts += ["--ami-target", str(spec)]
-    if args.profile:
-        opts += ["--ami-profile", str(Path(args.profile).resolve())]
-    for f in args.fault:
-        opts += ["--ami-fault", f]
-    if outside:
-        opts += ["--ami-outside-source", outside]
-    if delay is not None:
-        opts += ["--ami-fail-delay", repr(delay)]
-    if args.allow_destructive:
-        opts.append("--ami-allow-destructive")
-    if args.allow_bruteforce:
-        opts.append("--ami-allow-bruteforce")
-    if args.pcap:
-        opts.append("--ami-pcap")
-    return opts
+        probe_ami(spec.host, spec.port or profile.settings.port, values["ami_timeout"])
+    return pytest_argv(values)
 
 
 def _gist(message: str, lines: int = 2, width: int = 100) -> list[str]:
@@ -292,9 +272,12 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
     c = report.counts()
     print("", file=out)
     print("=" * 72, file=out)
-    print(f"amicheck {report.status}: {c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, "
-          f"{c[Outcome.ERROR]} errors, {c[Outcome.SKIP]} skipped in {report.duration:.1f} s",
-          file=out)
+    counts = (f"{c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, {c[Outcome.ERROR]} errors, "
+              f"{c[Outcome.SKIP]} skipped in {report.duration:.1f} s")
+    if report.no_verdict:
+        print(f"amicheck {report.status}: no checks ran ({counts})", file=out)
+    else:
+        print(f"amicheck {report.status}: {counts}", file=out)
     faults = f" faults={','.join(report.faults)}" if report.faults else ""
     print(f"target {report.target}{faults}, profile {report.profile}", file=out)
     problems = report.problems()
@@ -309,18 +292,35 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
     return report
 
 
+def _exit_status(code: int, report: RunReport | None) -> int:
+    """amicheck's exit status from pytest's and the report (see the module docstring)."""
+    import pytest
+
+    if code == int(pytest.ExitCode.INTERRUPTED):
+        # Ctrl-C, or collection errors (bad requirement IDs: bad input)
+        return EXIT_INTERRUPTED if report is not None and report.interrupted else EXIT_USAGE
+    if code == int(pytest.ExitCode.USAGE_ERROR):
+        return EXIT_USAGE
+    if code == int(pytest.ExitCode.TESTS_FAILED):
+        return EXIT_FAILED
+    if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        return EXIT_NO_VERDICT
+    if code == int(pytest.ExitCode.OK):
+        return EXIT_NO_VERDICT if report is None or report.no_verdict else EXIT_OK
+    return code
+
+
 def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     import pytest
 
     try:
-        suites = find_suites(args.suites)
+        suites = find_suites(args.ami_suites)
         opts = _preflight(args)
     except TargetCheckError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    report_dir = Path(args.report_dir).resolve()
-    argv = [str(suites), *opts, "--ami-report-dir", str(report_dir), "-p", "no:cacheprovider",
-            "-o", "ami_require_ids=true",
+    report_dir = Path(opts[opts.index("--ami-report-dir") + 1])
+    argv = [str(suites), *opts, "-p", "no:cacheprovider", "-o", "ami_require_ids=true",
             # this process imported the amicheck package before pytest could mark the plugin's
             # package for assertion rewriting; the plugin itself needs none
             "-W", "ignore:Module already imported so cannot be rewritten; amicheck"
@@ -331,37 +331,37 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     started = time.time()
     code = int(pytest.main(argv))
     report = _summary(report_dir, sys.stdout, since=started)
-    if code == int(pytest.ExitCode.OK):
-        return EXIT_OK
-    if code == int(pytest.ExitCode.TESTS_FAILED):
-        return EXIT_FAILED
-    if code == int(pytest.ExitCode.INTERRUPTED):
-        # Ctrl-C, or collection errors (bad requirement IDs: bad input)
-        return EXIT_INTERRUPTED if report is not None and report.interrupted else EXIT_USAGE
-    if code == int(pytest.ExitCode.USAGE_ERROR):
-        return EXIT_USAGE
-    return code
+    if report is None and code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        print("amicheck NO VERDICT: no checks ran", file=sys.stdout)
+    return _exit_status(code, report)
 
 
 def _cmd_pcap(args: argparse.Namespace) -> int:
+    from amicheck.capture import CaptureFileError, check_capture_path
+
     path = Path(args.file)
-    if not path.is_file():
-        _err(f"{path}: no such file")
+    try:
+        check_capture_path(path)  # stat first: a FIFO is never opened, a device never read
+    except CaptureFileError as exc:
+        _err(str(exc))
         return EXIT_USAGE
+    ports: list[int] = []
+    for text in args.port:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+            _err(f"--port: port must be 1-65535, got {text!r}")
+            return EXIT_USAGE
+        ports.append(int(text))
     from scapy.error import Scapy_Exception
 
     from amicheck.capture import format_ami, read_ami
 
     count = 0
     try:
-        for line in format_ami(read_ami(path, ports=args.port), headers=not args.brief):
+        for line in format_ami(read_ami(path, ports=ports), headers=not args.brief):
             print(line)
             count += not line.startswith("    ")
     except BrokenPipeError:  # the reader went away (`amicheck pcap f | head`): not an error
-        # Point stdout at /dev/null so the interpreter's final flush does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _silence_stdout()
         return EXIT_OK
     except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
         _err(f"{path}: not a readable capture ({exc})")
@@ -371,7 +371,14 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_faults() -> int:
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _cmd_faults(args: argparse.Namespace) -> int:
     from amicheck.sim.faults import FAULTS
 
     width = max(len(n) for n in FAULTS)
@@ -380,17 +387,17 @@ def _cmd_faults() -> int:
     return EXIT_OK
 
 
-def _cmd_requirements(area: str | None) -> int:
+def _cmd_requirements(args: argparse.Namespace) -> int:
     from amicheck.requirements import CATALOGUE
 
+    area: str | None = args.area
     rows = [r for r in CATALOGUE.values()
             if area is None or r.area.upper() == area.upper().removeprefix("AMI-")]
     if not rows:
         _err(f"no requirements in area {area!r}")
         return EXIT_USAGE
     for r in rows:
-        sev = getattr(r.severity, "value", r.severity)
-        print(f"{r.id:<13} {sev:<8} {r.title}")
+        print(f"{r.id:<13} {r.severity.value:<8} {r.title}")
     return EXIT_OK
 
 
@@ -401,20 +408,46 @@ def _delegate(sub_main: Callable[[list[str]], int], argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
+def _sim_main(argv: list[str]) -> int:
+    from amicheck.sim.cli import main as sim_main
+
+    return _delegate(sim_main, argv)
+
+
+def _bench_main(argv: list[str]) -> int:
+    # The benchmarks live in the checkout (benchmarks/), not in the wheel: an editable
+    # install maps only amicheck*, so put the checkout on the path when it is there.
+    root = Path(__file__).resolve().parent.parent
+    if (root / "benchmarks" / "cli.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from benchmarks.cli import main as bench_main
+    except ImportError:
+        _err("the benchmarks are not available in this installation")
+        return EXIT_USAGE
+    return _delegate(bench_main, argv)
+
+
+#: Subcommands with their own argument parser: ``amicheck NAME ARGS...`` -> ``main(ARGS)``.
+#: (``init``, ``fleet``, ``merge`` and ``diff`` join here from amicheck.fleet.cli.)
+DELEGATED: dict[str, Callable[[list[str]], int]] = {
+    "sim": _sim_main,
+    "bench": _bench_main,
+}
+
+#: Subcommands parsed by :func:`build_parser`, by name.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "pcap": _cmd_pcap,
+    "faults": _cmd_faults,
+    "requirements": _cmd_requirements,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``amicheck`` command; returns the exit status (never raises on bad input)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] == "sim":
-        from amicheck.sim.cli import main as sim_main
-
-        return _delegate(sim_main, args_list[1:])
-    if args_list and args_list[0] == "bench":
-        try:
-            from amicheck.bench import main as bench_main
-        except ImportError:
-            _err("the benchmarks are not available in this installation")
-            return EXIT_USAGE
-        return _delegate(bench_main, args_list[1:])
+    if args_list and args_list[0] in DELEGATED:
+        return DELEGATED[args_list[0]](args_list[1:])
     pytest_args: list[str] = []
     if "--" in args_list:
         cut = args_list.index("--")
@@ -430,18 +463,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args, pytest_args)
-        if args.command == "pcap":
-            return _cmd_pcap(args)
-        if args.command == "faults":
-            return _cmd_faults()
-        if args.command == "requirements":
-            return _cmd_requirements(args.area)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into head(1) and the like
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_OK
     parser.print_help()
     return EXIT_USAGE

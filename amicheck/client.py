@@ -1,47 +1,69 @@
-"""A blocking AMI client: a thin loop over :class:`amicheck.protocol.Parser` and a Stream.
+"""A blocking AMI client: a thin I/O loop over the parser and the sans-I/O session.
 
-It does what compliance checks need and nothing that hides the wire: every byte read is
-kept (``received``) and recorded, redacted, in a :class:`~amicheck.transcript.Transcript`;
-replies are matched to requests by ActionID only (never by ``Message:`` text); event lists
-end on the ``*Complete`` event with the same ActionID; every wait has a deadline and its
-error names what was awaited. Not thread-safe: one client per thread.
+Bytes come from a :class:`~amicheck.transport.Stream`, go through
+:class:`amicheck.protocol.Parser` and :class:`amicheck.protocol.session.ClientSession`
+(ActionID correlation, event lists, login state, deviations), and the events the session
+returns are kept here: replies until collected, unclaimed messages for ``wait_event`` and
+``read_messages``. Every byte read is kept (``received``) and recorded, redacted, in a
+:class:`~amicheck.transcript.Transcript`; every wait runs on one
+:class:`~amicheck.deadline.Deadline` whose error names what was awaited. What a client
+keeps of an endless event stream is capped (``cap_note`` says when a cap was hit). Not
+thread-safe: one client per thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
+import math
 import os
 import ssl
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from types import TracebackType
 
+from amicheck.deadline import Deadline
 from amicheck.errors import (
     AmiTimeoutError,
     AuthenticationError,
     ConnectionClosedError,
     RemoteProtocolError,
 )
-from amicheck.protocol import Message, MessageKind, Parser, encode
+from amicheck.protocol import Message, MessageKind, Parser
 from amicheck.protocol.grammar import BANNER_PREFIX, DEFAULT_MAX_MESSAGE_SIZE, MAX_BANNER
+from amicheck.protocol.session import (
+    HEADER_COST,
+    ClientSession,
+    Deviation,
+    HeaderValue,
+    ListItem,
+    MessageQueue,
+    Reply,
+    State,
+)
+from amicheck.redaction import md5_key
 from amicheck.transcript import Direction, Transcript
-from amicheck.transport import RECV_SIZE, Stream, open_tcp, tls_client_context
+from amicheck.transport import RECV_SIZE, ByteRecord, Stream, open_tcp, tls_client_context
 
-__all__ = ["AmiClient", "Response", "LoginRefused", "HeaderValue"]
+__all__ = [
+    "AmiClient",
+    "Response",
+    "LoginRefused",
+    "HeaderValue",
+    "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_RECEIVED",
+]
 
-HeaderValue = str | int | Iterable[str]
 
 _EVENT = MessageKind.EVENT
-_RESPONSE = MessageKind.RESPONSE
-_RAW = MessageKind.RAW
-_OK_STATUSES = frozenset({"success", "follows", "goodbye"})
-#: Default bound on unclaimed messages (events, unmatched responses) kept for wait_event.
-DEFAULT_MAX_INBOX = 100_000
-#: Default bound on the raw bytes kept in ``received``.
-DEFAULT_MAX_RECEIVED = 16 * 1024 * 1024
+#: Default bound on unclaimed messages (mostly events) kept for wait_event/read_messages.
+DEFAULT_MAX_EVENTS = 10_000
+#: Default bound on their estimated memory (a parsed 340-byte event costs ~4.4 KB).
+DEFAULT_MAX_EVENT_BYTES = 32 * 1024 * 1024
+#: Default bound on the raw bytes kept in ``received`` (framing checks read a few KB).
+DEFAULT_MAX_RECEIVED = 8 * 1024 * 1024
+_MB = 1024 * 1024
+_INF = math.inf
+_RECEIVED = Direction.RECEIVED
 
 
 class LoginRefused(AuthenticationError):
@@ -52,75 +74,8 @@ class LoginRefused(AuthenticationError):
         self.response = response
 
 
-@dataclass(slots=True)
-class Response:
-    """The answer to one action.
-
-    Attributes:
-        response: the ``Response:`` message (or the RAW text block of 13.x ``Queues``).
-        events: the list items of an EventList action, in order, without the final event.
-        complete: the ``*Complete`` event that ended the list (``ListItems``), if any.
-    """
-
-    response: Message
-    events: list[Message] = field(default_factory=list)
-    complete: Message | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Success, Follows or Goodbye (or a RAW answer, which has no status)."""
-        msg = self.response
-        if msg.kind is _RAW:
-            return True
-        return (msg.name or "").lower() in _OK_STATUSES and msg.kind is _RESPONSE
-
-    @property
-    def status(self) -> str | None:
-        """``Success``, ``Error``, ``Follows``, ``Goodbye``... (None for RAW answers)."""
-        return self.response.name if self.response.kind is _RESPONSE else None
-
-    @property
-    def message(self) -> str | None:
-        """The ``Message:`` header."""
-        return self.response.get("Message")
-
-    @property
-    def action_id(self) -> str | None:
-        return self.response.action_id
-
-    @property
-    def text(self) -> str | None:
-        """Command output (13.x Follows body, 14+ ``Output:`` lines) or RAW text."""
-        if self.response.text is not None:
-            return self.response.text
-        lines = self.response.getall("Output")
-        return "\n".join(lines) + "\n" if lines else None
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self.response.get(key, default)
-
-    def __getitem__(self, key: str) -> str:
-        return self.response[key]
-
-
-class _Pending:
-    __slots__ = ("action", "response", "events", "complete", "listing", "done")
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-        self.response: Message | None = None
-        self.events: list[Message] = []
-        self.complete: Message | None = None
-        self.listing = False
-        self.done = False
-
-
-def _is_list_end(msg: Message) -> bool:
-    el = msg.event_list
-    if el is not None:
-        return el in ("complete", "cancelled")
-    name = msg.name
-    return name is not None and name.lower().endswith("complete")
+#: The answer to one action: ``response``, ``events``, ``complete``, ``ok``, ``text``...
+Response = Reply
 
 
 class AmiClient:
@@ -132,6 +87,9 @@ class AmiClient:
         action_id_prefix: ActionIDs are ``prefix + counter``; default ``ac<pid>-<n>-``.
         max_message_size: passed to the Parser.
         record: keep a redacted transcript (on by default; off only for benchmarks).
+        max_events, max_event_bytes: caps on the unclaimed messages kept (count, estimated
+            memory); the oldest go first and ``dropped_events`` counts them.
+        max_received: cap on the raw bytes kept in ``received`` (the newest are kept).
 
     Use :meth:`connect` to open a TCP/TLS connection.
     """
@@ -146,9 +104,11 @@ class AmiClient:
         action_id_prefix: str | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         record: bool = True,
-        max_inbox: int = DEFAULT_MAX_INBOX,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_received: int = DEFAULT_MAX_RECEIVED,
     ) -> None:
+        Deadline(timeout, "the default timeout")  # refuses NaN, inf and negatives
         self.stream = stream
         self.timeout = timeout
         self.local = stream.local
@@ -156,23 +116,16 @@ class AmiClient:
         self.peer = f"{stream.remote[0]}:{stream.remote[1]}"
         self.parser = Parser(banner=True, max_message_size=max_message_size)
         self._max_message_size = max_message_size
-        self._banner: str | None = None
         if action_id_prefix is None:
             action_id_prefix = f"ac{os.getpid()}-{next(self._instances)}-"
-        if "\r" in action_id_prefix or "\n" in action_id_prefix:
-            raise ValueError(f"action_id_prefix must not contain CR or LF: {action_id_prefix!r}")
+        self.session = ClientSession(action_id_prefix)  # raises ValueError on CR/LF
         self.action_id_prefix = action_id_prefix
-        self._ids = itertools.count(1)
-        self._prefixes: dict[str, bytes] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._raw_waiters: deque[_Pending] = deque()  # pending 13.x Queues (RAW answers)
-        self._inbox: deque[Message] = deque()
-        self._max_inbox = max_inbox
-        self.dropped_messages = 0
-        self.unmatched_responses = 0
-        self._received = bytearray()
-        self._max_received = max_received
-        self.received_dropped = 0
+        self._replies: dict[str, Reply] = {}
+        self._inbox = MessageQueue(max_events, max_event_bytes)
+        self._head: bytearray | None = bytearray()  # bytes before the banner line ended
+        self._eof_head: bytes | None = None  # what came before the peer closed, no banner
+        self._received = ByteRecord(max_received)
+        self._buffered = 0  # parser.buffered after the last feed
         self.transcript = Transcript(stream.local, stream.remote)
         self._record = record
         self._eof = False
@@ -212,7 +165,11 @@ class AmiClient:
             tls = tls if isinstance(tls, ssl.SSLContext) else tls_client_context(ca=ca)
         stream = open_tcp(host, port, timeout=timeout, source_address=source_address,
                           tls=tls, server_hostname=server_hostname)
-        client = cls(stream, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        try:
+            client = cls(stream, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        except BaseException:
+            stream.close()
+            raise
         if read_banner:
             try:
                 client.read_banner(timeout)
@@ -224,7 +181,7 @@ class AmiClient:
     @property
     def banner(self) -> str | None:
         """``Asterisk Call Manager/2.7.0`` once seen, else None."""
-        return self._banner if self._banner is not None else self.parser.banner
+        return self.session.banner if self.session.banner is not None else self.parser.banner
 
     def read_banner(self, timeout: float | None = None) -> str | None:
         """Wait for the first line; returns it if it is an AMI banner, else None.
@@ -232,82 +189,53 @@ class AmiClient:
         A first line that is not a banner stays in the stream (the parser records a
         ``banner`` violation) so that the caller can inspect what the server said.
         """
-        timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        head = bytearray()
-        while b"\n" not in head and len(head) <= MAX_BANNER:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AmiTimeoutError(
-                    f"timed out after {timeout:g}s waiting for the banner from {self.peer}",
-                    peer=self.peer, waiting_for="banner")
-            try:
-                data = self.stream.recv(RECV_SIZE, left)
-            except AmiTimeoutError:
-                continue
-            if not data:
-                self._eof = True
-                if head:
-                    self._feed(bytes(head))
-                raise ConnectionClosedError(
-                    f"{self.peer} closed the connection before sending a banner"
-                    + (f" (got {bytes(head)!r})" if head else ""), peer=self.peer)
-            self._note_received(data)
-            head += data
+        deadline = self._deadline(timeout, "the banner", "banner")
+        done = self._pump(deadline, self._banner_done)
+        head = self._eof_head
+        if head is not None:
+            raise ConnectionClosedError(
+                f"{self.peer} closed the connection before sending a banner"
+                + (f" (got {head!r})" if head else ""), peer=self.peer)
+        if not done:
+            raise deadline.error(self.peer)
+        return self.session.banner
+
+    def _banner_done(self) -> bool:
+        return self._head is None
+
+    def _take_head(self, data: bytes) -> None:
+        """Bytes while the first line is incomplete: decide banner or not, then parse."""
+        head = self._head
+        assert head is not None
+        head += data
         nl = head.find(b"\n")
+        if nl < 0 and len(head) <= MAX_BANNER:
+            return
         line = bytes(head[:nl] if nl >= 0 else head).rstrip(b"\r")
         text = line.decode("utf-8", "replace")
+        self._head = None
         if nl >= 0 and text.startswith(BANNER_PREFIX) and head[nl - 1:nl] == b"\r":
-            self._banner = text
+            self.session.receive_banner(text)
             self.parser = Parser(banner=False, max_message_size=self._max_message_size)
+            self._buffered = 0
             self._feed(bytes(head[nl + 1:]))
         else:
+            self.session.receive_banner(None)
             self._feed(bytes(head))
-        return self._banner
+
+    def _end_head(self) -> None:
+        """End of stream before the first line ended: hand what came to the parser."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._eof_head = bytes(head)
+            self.session.receive_banner(None)
+            if head:
+                self._feed(bytes(head))
 
     # -- sending ----------------------------------------------------------------------------
     def next_action_id(self) -> str:
-        return f"{self.action_id_prefix}{next(self._ids)}"
-
-    def _build(self, action: str | Message, headers: dict[str, HeaderValue],
-               ) -> tuple[bytes, str, str]:
-        """Wire bytes, ActionID and action name of what ``send`` was given."""
-        if isinstance(action, Message):
-            if headers:
-                raise TypeError("pass headers either in the Message or as keywords, not both")
-            aid = action.action_id
-            name = action.get("Action") or ""
-            if aid is None:
-                aid = self.next_action_id()
-                items = action.items
-                items.insert(1 if items else 0, ("ActionID", aid))
-                action = Message(items)
-            return encode(action), aid, name
-        given = headers.pop("ActionID", None)
-        if not headers and given is None:
-            # the hot path (Ping & co): a cached, already validated prefix per action name
-            prefix = self._prefixes.get(action)
-            if prefix is None:
-                if "\r" in action or "\n" in action:
-                    encode(Message([("Action", action)]))  # raises LocalProtocolError
-                prefix = f"Action: {action}\r\nActionID: {self.action_id_prefix}".encode()
-                self._prefixes[action] = prefix
-            n = next(self._ids)
-            return prefix + b"%d\r\n\r\n" % n, f"{self.action_id_prefix}{n}", action
-        aid = self.next_action_id() if given is None else str(given)
-        items = [("Action", action), ("ActionID", aid)]
-        for key, value in headers.items():
-            if isinstance(value, (str, int)):
-                items.append((key, str(value)))
-            else:
-                items.extend((key, str(v)) for v in value)
-        # Fast path for the common case (what encode() does, without building a Message):
-        # n header lines hold exactly n CRLFs unless a key or value smuggles a line end.
-        text = "".join([f"{k}: {v}\r\n" for k, v in items]) + "\r\n"
-        n = len(items) + 1
-        if text.count("\n") != n or text.count("\r") != n:
-            return encode(Message(items)), aid, action  # raises LocalProtocolError
-        return text.encode("utf-8", "surrogateescape"), aid, action
+        return self.session.next_action_id()
 
     def send(self, action: str | Message, /, **headers: HeaderValue) -> str:
         """Send an action without waiting; returns its ActionID (for :meth:`wait_response`).
@@ -318,11 +246,8 @@ class AmiClient:
         Raises:
             LocalProtocolError: a header value contains CR or LF (header injection).
         """
-        data, aid, name = self._build(action, headers)
-        pending = _Pending(name.lower())
-        self._pending[aid] = pending
-        if pending.action == "queues":
-            self._raw_waiters.append(pending)
+        aid, data = self.session.send(action, headers)
+        self._replies.pop(aid, None)
         if self._record:
             self.transcript.record(Direction.SENT, data)
         self.stream.send_all(data, self.timeout)
@@ -330,94 +255,83 @@ class AmiClient:
 
     def send_bytes(self, data: bytes) -> None:
         """Write raw bytes (framing tests); replies land in :meth:`read_messages`."""
+        self.session.send_raw()
         if self._record:
             self.transcript.record(Direction.SENT, data)
         self.stream.send_all(bytes(data), self.timeout)
 
     # -- receiving --------------------------------------------------------------------------
-    def _note_received(self, data: bytes) -> None:
-        if self._record:
-            self.transcript.record(Direction.RECEIVED, data)
-        rec = self._received
-        rec += data
-        if len(rec) > self._max_received:
-            cut = len(rec) - self._max_received // 2
-            del rec[:cut]
-            self.received_dropped += cut
+    def _deadline(self, timeout: float | None, what: str,
+                  waiting_for: str | None = None) -> Deadline:
+        return Deadline(self.timeout if timeout is None else timeout, what,
+                        waiting_for=waiting_for)
 
-    def _feed(self, data: bytes) -> None:
-        for msg in self.parser.feed(data):
-            self._dispatch(msg)
+    def _pump(self, deadline: Deadline, done: Callable[[], bool]) -> bool:
+        """Read until ``done()``, end of stream or the deadline; returns ``done()``.
 
-    def _dispatch(self, msg: Message) -> None:
-        aid = msg.get("ActionID")
-        kind = msg.kind
-        if aid is not None:
-            p = self._pending.get(aid)
-            if p is not None:
-                if kind is _RESPONSE:
-                    if p.response is None:
-                        p.response = msg
-                        if (msg.get("EventList") or "").lower() == "start":
-                            p.listing = True
-                        elif p.action == "queues":
-                            self._finish(p)
-                        else:
-                            p.done = True
-                        return
-                elif kind is _EVENT and p.listing:
-                    if _is_list_end(msg):
-                        p.complete = msg
-                        self._finish(p)
-                    else:
-                        p.events.append(msg)
-                    return
-        elif kind is _RESPONSE:
-            self.unmatched_responses += 1
-        elif kind is _RAW and self._raw_waiters:
-            # 13.x Queues: raw CLI text without Response or ActionID answers the oldest
-            # pending Queues request.
-            p = self._raw_waiters.popleft()
-            if p.response is None:
-                p.response = msg
-                p.done = True
-                return
-        inbox = self._inbox
-        inbox.append(msg)
-        if len(inbox) > self._max_inbox:
-            inbox.popleft()
-            self.dropped_messages += 1
-
-    def _finish(self, p: _Pending) -> None:
-        p.done = True
-        if p.action == "queues":
+        The one read loop of the client: every wait is this loop with its own condition,
+        so a deadline is honoured the same way everywhere. Per-request hot path.
+        """
+        recv = self.stream.recv
+        remaining = deadline.remaining
+        transcript = self.transcript if self._record else None
+        keep = self._received.append
+        # The first read asks for the whole timeout, not the few microseconds less that
+        # are left: the socket then keeps the same timeout armed from one request to the
+        # next (TcpStream skips re-arming it, two syscalls a read).
+        left = math.inf if deadline.timeout is None else deadline.timeout
+        while not done():
+            if self._eof or left <= 0:
+                return False
             try:
-                self._raw_waiters.remove(p)
-            except ValueError:
-                pass
-
-    def _read(self, timeout: float | None) -> bool:
-        """One recv (up to ``timeout``); False at end of stream. Raises AmiTimeoutError."""
-        data = self.stream.recv(RECV_SIZE, timeout)
-        if not data:
-            self._eof = True
-            return False
-        self._note_received(data)
-        for msg in self.parser.feed(data):
-            self._dispatch(msg)
+                data = recv(RECV_SIZE, None if left == _INF else left)
+            except AmiTimeoutError:
+                left = remaining()
+                continue
+            if not data:
+                self._eof = True
+                self._end_head()
+                self.session.connection_closed()
+                return done()
+            left = remaining()
+            if transcript is not None:
+                transcript.record(_RECEIVED, data)
+            keep(data)
+            if self._head is None:
+                self._feed(data)
+            else:
+                self._take_head(data)
         return True
 
-    def _fail(self, what: str, timeout: float, closed: bool) -> Exception:
-        if closed:
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``; keep replies and unclaimed messages the session hands back."""
+        parser = self.parser
+        msgs = parser.feed(data)
+        before = self._buffered
+        self._buffered = after = parser.buffered
+        if not msgs:
+            return
+        share = (before + len(data) - after) // len(msgs)  # wire bytes, spread evenly
+        receive = self.session.receive
+        replies = self._replies
+        for msg in msgs:
+            ev = receive(msg, share)
+            if isinstance(ev, Reply):
+                replies[ev.request_id] = ev
+            elif ev.__class__ is not ListItem:
+                self._inbox.append(msg, share + HEADER_COST * len(msg))
+
+    def _fail(self, deadline: Deadline) -> Exception:
+        if self._eof:
             return ConnectionClosedError(
-                f"{self.peer} closed the connection while we waited for {what}", peer=self.peer)
+                f"{self.peer} closed the connection while we waited for {deadline.what}",
+                peer=self.peer)
         extra = ""
-        if self.unmatched_responses:
-            extra = (f" ({self.unmatched_responses} response(s) without a known ActionID "
-                     "arrived; see read_messages())")
-        return AmiTimeoutError(
-            f"timed out after {timeout:g}s waiting for {what} from {self.peer}{extra}",
-            peer=self.peer, waiting_for=what)
+        n = self.session.unmatched_responses
+        if n:
+            extra = (f" ({n} response(s) without a known ActionID arrived; "
+                     "see read_messages())")
+        return deadline.error(self.peer, extra)
 
     def wait_response(self, action_id: str, timeout: float | None = None) -> Response:
         """The response (and list items) of a sent action.
@@ -427,38 +341,20 @@ class AmiClient:
             ConnectionClosedError: the server closed first.
             KeyError: nothing was sent with that ActionID (or it was already collected).
         """
-        p = self._pending.get(action_id)
-        if p is None:
-            raise KeyError(f"no pending action with ActionID {action_id!r}")
-        if not p.done:
-            timeout = self.timeout if timeout is None else timeout
-            monotonic = time.monotonic
-            deadline = monotonic() + timeout
-            # _read() inlined: this loop is the per-request hot path
-            recv = self.stream.recv
-            feed = self.parser.feed
-            dispatch = self._dispatch
-            left = timeout
-            while not p.done and not self._eof and left > 0:
-                try:
-                    data = recv(RECV_SIZE, left)
-                except AmiTimeoutError:
-                    left = deadline - monotonic()
-                    continue
-                if not data:
-                    self._eof = True
-                    break
-                self._note_received(data)
-                for msg in feed(data):
-                    dispatch(msg)
-                left = deadline - monotonic()
-            if not p.done:
-                what = (f"the end of the {p.action} event list"
-                        if p.listing else f"the response to {p.action or 'the action'}")
-                raise self._fail(f"{what} (ActionID {action_id})", timeout, self._eof)
-        del self._pending[action_id]
-        assert p.response is not None
-        return Response(p.response, p.events, p.complete)
+        replies = self._replies
+        reply = replies.pop(action_id, None)
+        if reply is None:
+            if not self.session.is_pending(action_id):
+                raise KeyError(f"no pending action with ActionID {action_id!r}")
+            deadline = Deadline(self.timeout if timeout is None else timeout, "")
+            if not self._pump(deadline, lambda: action_id in replies):
+                action, listing = self.session.pending_action(action_id) or ("", False)
+                what = (f"the end of the {action} event list" if listing
+                        else f"the response to {action or 'the action'}")
+                deadline.what = deadline.waiting_for = f"{what} (ActionID {action_id})"
+                raise self._fail(deadline)
+            reply = replies.pop(action_id)
+        return reply
 
     def request(self, action: str | Message, /, timeout: float | None = None,
                 **headers: HeaderValue) -> Response:
@@ -468,16 +364,6 @@ class AmiClient:
         ``c.request(Message.action("QueueStatus"), timeout=10)``.
         """
         return self.wait_response(self.send(action, **headers), timeout)
-
-    def _take_event(self, pred: Callable[[Message], bool],
-                    start: int) -> tuple[Message | None, int]:
-        inbox = self._inbox
-        for i in range(start, len(inbox)):
-            msg = inbox[i]
-            if msg.kind is _EVENT and pred(msg):
-                del inbox[i]
-                return msg, i
-        return None, len(inbox)
 
     def wait_event(self, match: str | Callable[[Message], bool],
                    timeout: float | None = None) -> Message:
@@ -495,38 +381,34 @@ class AmiClient:
         else:
             pred = match
             what = f"an event matching {getattr(match, '__name__', 'the predicate')}"
-        msg, pos = self._take_event(pred, 0)
-        if msg is not None:
-            return msg
-        timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._eof:
-                raise self._fail(what, timeout, True)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._fail(what, timeout, False)
-            dropped = self.dropped_messages
-            try:
-                self._read(left)
-            except AmiTimeoutError:
-                continue
-            pos = max(0, pos - (self.dropped_messages - dropped))
-            msg, pos = self._take_event(pred, pos)
-            if msg is not None:
-                return msg
+        inbox = self._inbox
+        found, pos = inbox.take_event(pred, 0)
+        if found is not None:
+            return found
+        deadline = self._deadline(timeout, what)
+        dropped = inbox.dropped
+
+        def done() -> bool:
+            nonlocal found, pos, dropped
+            if len(inbox.msgs) > pos or inbox.dropped != dropped:
+                pos = max(0, pos - (inbox.dropped - dropped))
+                dropped = inbox.dropped
+                found, pos = inbox.take_event(pred, pos)
+            return found is not None
+
+        if not self._pump(deadline, done):
+            raise self._fail(deadline)
+        assert found is not None
+        return found
 
     @property
     def events(self) -> list[Message]:
         """Unclaimed events received so far (not removed)."""
-        return [m for m in self._inbox if m.kind is _EVENT]
+        return [m for m in self._inbox.msgs if m.kind is _EVENT]
 
     def drain_events(self) -> list[Message]:
         """Remove and return every unclaimed event."""
-        events = [m for m in self._inbox if m.kind is _EVENT]
-        others = [m for m in self._inbox if m.kind is not _EVENT]
-        self._inbox = deque(others)
-        return events
+        return self._inbox.take(events_only=True)
 
     def read_messages(self, timeout: float = 1.0, *, count: int | None = 1) -> list[Message]:
         """Remove and return unclaimed messages, waiting up to ``timeout`` for ``count``.
@@ -535,39 +417,79 @@ class AmiClient:
         already readable), or what arrived when the time is up or the server closed; never
         raises on timeout. ``count=None`` waits the whole ``timeout``.
         """
-        deadline = time.monotonic() + timeout
-        while not self._eof and (count is None or len(self._inbox) < count):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                self._read(left)
-            except AmiTimeoutError:
-                break
-        out = list(self._inbox)
-        self._inbox.clear()
-        return out
+        inbox = self._inbox
+        self._pump(Deadline(timeout, "messages"),
+                   lambda: count is not None and len(inbox.msgs) >= count)
+        return inbox.take()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """True if the server closes the connection within ``timeout`` (data is kept)."""
-        timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while not self._eof:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self._read(left)
-            except AmiTimeoutError:
-                return self._eof
-            except ConnectionClosedError:
-                self._eof = True
-        return True
+        try:
+            self._pump(self._deadline(timeout, "the server to close"), self._at_eof)
+        except ConnectionClosedError:
+            self._eof = True
+        return self._eof
+
+    def _at_eof(self) -> bool:
+        return self._eof
 
     @property
     def received(self) -> bytes:
         """Raw bytes received so far (the last ``max_received`` bytes at most)."""
-        return bytes(self._received)
+        return self._received.data
+
+    @property
+    def received_dropped(self) -> int:
+        """Bytes dropped from the front of ``received`` to stay under its cap."""
+        return self._received.dropped
+
+    @property
+    def received_truncated(self) -> bool:
+        """``received`` lost its oldest bytes to the cap."""
+        return self._received.dropped > 0
+
+    @property
+    def dropped_events(self) -> int:
+        """Unclaimed messages (mostly events) dropped, oldest first, to stay under the cap."""
+        return self._inbox.dropped
+
+    dropped_messages = dropped_events
+
+    @property
+    def unmatched_responses(self) -> int:
+        """Responses that matched no pending ActionID (they stay in read_messages)."""
+        return self.session.unmatched_responses
+
+    @property
+    def deviations(self) -> list[Deviation]:
+        """Session-level deviations: stray responses, early events, overlong lists..."""
+        return list(self.session.deviations)
+
+    @property
+    def state(self) -> State:
+        """The login state (``State.LOGGED_IN`` after a successful login...)."""
+        return self.session.state
+
+    @property
+    def cap_note(self) -> str | None:
+        """One line for a report when a memory cap dropped something, else None."""
+        parts = []
+        inbox = self._inbox
+        if inbox.dropped:
+            parts.append(f"event stream capped at {inbox.max_count:,} events / "
+                         f"{inbox.max_bytes / _MB:.3g} MB; {inbox.dropped:,} dropped")
+        if self.session.dropped_list_items:
+            parts.append(f"event lists capped at {self.session.max_list_items:,} items; "
+                         f"{self.session.dropped_list_items:,} dropped")
+        rec = self._received
+        if rec.dropped:
+            parts.append(f"raw byte record capped at {rec.max_bytes / _MB:.3g} MB; "
+                         f"{rec.dropped:,} bytes dropped")
+        frames = self.transcript.dropped_frames
+        if frames:
+            parts.append(f"transcript capped at {self.transcript.max_bytes / _MB:.3g} MB; "
+                         f"{frames:,} frames dropped")
+        return "; ".join(parts) if parts else None
 
     @property
     def at_eof(self) -> bool:
@@ -603,8 +525,7 @@ class AmiClient:
         self.transcript.add_secret(secret)
         headers: dict[str, HeaderValue] = {"Username": username}
         if md5:
-            challenge = self.challenge(timeout)
-            key = hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
+            key = md5_key(self.challenge(timeout), secret)  # registered as secret-derived
             self.transcript.add_secret(key)
             headers = {"AuthType": "MD5", "Username": username, "Key": key}
         else:
@@ -639,6 +560,7 @@ class AmiClient:
         if not self.closed:
             self.closed = True
             self.stream.close()
+            self.session.connection_closed()
 
     def __enter__(self) -> AmiClient:
         return self

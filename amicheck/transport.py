@@ -29,6 +29,7 @@ __all__ = [
     "Address",
     "open_tcp",
     "tls_client_context",
+    "ByteRecord",
 ]
 
 Address = tuple[str, int]
@@ -54,6 +55,43 @@ class Stream(Protocol):
     def recv(self, max_bytes: int, timeout: float | None) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+class ByteRecord:
+    """The newest bytes read from a stream, at most about ``max_bytes`` (oldest dropped).
+
+    Framing checks read what the peer sent byte for byte; a peer that never stops sending
+    must not grow it without bound. Trimming halves the record, so appends stay O(1).
+    """
+
+    __slots__ = ("_buf", "_bytes", "max_bytes", "dropped")
+
+    def __init__(self, max_bytes: int) -> None:
+        self._buf = bytearray()
+        self._bytes: bytes | None = b""
+        self.max_bytes = max_bytes
+        #: Bytes dropped from the front to stay under the cap.
+        self.dropped = 0
+
+    def append(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        self._bytes = None
+        if len(buf) > self.max_bytes:
+            cut = len(buf) - self.max_bytes // 2
+            del buf[:cut]
+            self.dropped += cut
+
+    @property
+    def data(self) -> bytes:
+        """The bytes kept (one copy per change, so repeated reads cost nothing)."""
+        data = self._bytes
+        if data is None:
+            data = self._bytes = bytes(self._buf)
+        return data
+
+    def __len__(self) -> int:
+        return len(self._buf)
 
 
 def _fmt(addr: Address) -> str:

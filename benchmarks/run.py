@@ -1,4 +1,4 @@
-"""Run amicheck's benchmarks without the console script: ``python benchmarks/run.py parser``."""
+"""Run amicheck's benchmarks from any directory: ``python benchmarks/run.py parser``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from amicheck.bench import main  # noqa: E402
+from benchmarks.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

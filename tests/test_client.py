@@ -643,3 +643,124 @@ def test_answers_do_not_depend_on_segmentation(cuts: list[int]) -> None:
     assert queues.response.kind is MessageKind.RAW and "6500 has 0 calls" in (queues.text or "")
     assert c.wait_event("Newchannel").get("CallerIDName") == "Jos\u00e9"
     c.close()
+
+
+# -- the session inside the client: state, deviations, MD5 key registration -------------------
+
+def test_login_state_and_md5_key_registered_as_derived(serve: Callable[..., Server]) -> None:
+    from amicheck.protocol.session import State
+    from amicheck.redaction import derived_secrets
+
+    s = serve(login_server())
+    with AmiClient.connect(s.host, s.port) as c:
+        states = [c.state]
+        c.login("ucmamiuser1", SECRET, md5=True)
+        states.append(c.state)
+        key = hashlib.md5(("123456789" + SECRET).encode()).hexdigest()
+        assert key in derived_secrets()
+        c.logoff()
+        assert c.wait_closed(2)
+    states.append(c.state)
+    assert states == [State.CONNECTED, State.LOGGED_IN, State.CLOSED]
+
+
+def test_stray_response_recorded_and_still_delivered(serve: Callable[..., Server]) -> None:
+    from amicheck.protocol.session import DeviationRule
+
+    def handler(c: Conn) -> None:
+        c.write(BANNER)
+        a = c.read_action()
+        c.write(b"Response: Success\r\nActionID: nobody-asked\r\n\r\n" + pong(a["actionid"]))
+        c.read_action()
+    s = serve(handler)
+    with AmiClient.connect(s.host, s.port) as c:
+        assert c.request("Ping").ok
+        assert [d.rule for d in c.deviations] == [DeviationRule.UNKNOWN_ACTION_ID]
+        assert [m.get("ActionID") for m in c.read_messages(0.1)] == ["nobody-asked"]
+        assert c.unmatched_responses == 1
+        c.send_bytes(b"Action: Ping\r\n\r\n")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_bad_timeouts_refused_in_one_line(bad: float) -> None:
+    a, _ = MemoryStream.pair()
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        AmiClient(a, timeout=bad)
+    c = AmiClient(a)
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        c.wait_event("Hangup", timeout=bad)
+
+
+# -- bounded memory against a target that streams events without pause ------------------------
+
+EVENT = (b"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/1000-00000001\r\n"
+         b"ChannelState: 0\r\nChannelStateDesc: Down\r\nCallerIDNum: 1000\r\n"
+         b"CallerIDName: Alice\r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\n"
+         b"Language: en\r\nAccountCode: \r\nContext: from-internal\r\nExten: 1001\r\n"
+         b"Priority: 1\r\nUniqueid: 1795693328.1\r\nLinkedid: 1795693328.1\r\n\r\n")
+
+
+def flood_server(c: Conn) -> None:
+    """A hostile target: the banner, then events as fast as the socket takes them."""
+    c.write(BANNER)
+    block = EVENT * 200
+    while True:
+        c.sock.sendall(block)
+
+
+def test_event_flood_keeps_memory_bounded(serve: Callable[..., Server]) -> None:
+    import tracemalloc
+
+    s = serve(flood_server)
+    total = 8_000  # 2.7 MB on the wire, ~35 MB if every parsed event were kept
+    kib = 1024
+    with AmiClient.connect(s.host, s.port, timeout=120, max_events=1_000,
+                           max_event_bytes=2048 * kib, max_received=512 * kib) as c:
+        c.transcript.max_bytes = 512 * kib
+        seen = 0
+
+        def enough(m: Message) -> bool:
+            nonlocal seen
+            seen += 1
+            return seen >= total
+
+        tracemalloc.start()
+        try:
+            c.wait_event(enough)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * kib, f"peak {peak / 1e6:.1f} MB"
+        assert 0 < len(c.events) <= 1_000
+        assert c.dropped_events >= total - 1_000 - 1
+        assert c.received_truncated and 0 < len(c.received) <= 512 * kib
+        assert c.received_dropped > 2 * 1024 * kib
+        note = c.cap_note
+        assert note is not None and "event stream capped at 1,000 events / 2 MB" in note
+        assert f"{c.dropped_events:,} dropped" in note and "raw byte record capped" in note
+        assert [d.rule.value for d in c.deviations] == ["event-before-login"]  # once
+
+
+def test_caps_by_estimated_memory_keep_the_newest(serve: Callable[..., Server]) -> None:
+    def handler(c: Conn) -> None:
+        c.write(BANNER)
+        for i in range(500):
+            c.write(f"Event: UserEvent\r\nUserEvent: Burst\r\nSeq: {i}\r\nData: {'x' * 2000}"
+                    "\r\n\r\n".encode())
+        c.read_action()
+    s = serve(handler)
+    with AmiClient.connect(s.host, s.port, max_event_bytes=100_000) as c:
+        c.wait_event(lambda m: m.get("Seq") == "499", timeout=5)
+        kept = c.drain_events()
+        assert 20 <= len(kept) <= 50  # ~2.1 KB wire + 4 headers each in 100 KB
+        assert [int(m["Seq"]) for m in kept] == list(range(499 - len(kept), 499))
+        assert c.dropped_events == 500 - len(kept) - 1
+        assert c.cap_note is not None and "capped at 10,000 events / 0.0954 MB" in c.cap_note
+        c.send_bytes(b"Action: Ping\r\n\r\n")
+
+
+def test_no_cap_note_when_nothing_was_dropped(serve: Callable[..., Server]) -> None:
+    s = serve(ping_server())
+    with AmiClient.connect(s.host, s.port) as c:
+        c.request("Ping")
+        assert c.cap_note is None and not c.received_truncated and c.dropped_events == 0

@@ -311,7 +311,7 @@ def test_bad_requirement_ids_are_collection_errors(
     path = pytester.path / "suites" / "test_bad.py"
     path.parent.mkdir()
     path.write_text(body)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-o", "ami_suites=suites")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting suites/test_bad.py*", message])
 
@@ -336,6 +336,18 @@ def test_duplicate_ids_across_modules(pytester: pytest.Pytester) -> None:
 def test_tests_outside_suites_need_no_id(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_projects_own_suites_directory_is_left_alone(pytester: pytest.Pytester) -> None:
+    """Only the shipped suites and ``ami_suites`` paths are compliance suites."""
+    _suite(pytester, "test_mine", "def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "reports").exists()
+    pytester.makeini("[pytest]\nami_suites = suites\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*test_x: needs exactly one @pytest.mark.requirement(ID)*"])
 
 
 # --- skip rules --------------------------------------------------------------------------------
@@ -385,7 +397,9 @@ def test_simulator_runs_everything(pytester: pytest.Pytester) -> None:
 
 
 def test_failure_shows_redacted_transcript(pytester: pytest.Pytester) -> None:
-    secret = default_profile().user("ucmamiuser1").secret  # type: ignore[union-attr]
+    user = default_profile().user("ucmamiuser1")
+    assert user is not None and user.secret is not None
+    secret = user.secret
     pytester.makepyfile(
         f"""
         def test_fails(ami_client):

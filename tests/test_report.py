@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401
 import pytest
@@ -137,7 +139,8 @@ def test_json_reloads(run_dir: Path) -> None:
     assert by_id[AUTH[1]].remediation == CATALOGUE[AUTH[1]].remediation
     assert by_id[AUTH[1]].area == "AMI-AUTH" and by_id[AUTH[1]].area_title
     assert "Action: Ping" in by_id[AUTH[1]].evidence
-    assert by_id[AUTH[1]].pcap and Path(by_id[AUTH[1]].pcap).is_file()
+    pcap = by_id[AUTH[1]].pcap
+    assert pcap is not None and Path(pcap).is_file()
     assert by_id[PRF[0]].metrics[0].samples[:2] == (0.1, 0.2)
     assert report.is_sim and report.target == "sim" and report.profile == "amicheck-simulator"
     assert report.version and report.finished >= report.started and not report.interrupted
@@ -217,7 +220,7 @@ def test_report_dir_option(pytester: pytest.Pytester) -> None:
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _model(*results: CheckResult, **kw: object) -> RunReport:
+def _model(*results: CheckResult, **kw: Any) -> RunReport:
     return RunReport("sim", True, "p", "0.1.0", T0, T0 + timedelta(seconds=3), results, **kw)
 
 
@@ -274,10 +277,10 @@ def test_html_renders_every_outcome() -> None:
 
 
 def _tr(nodeid: str, when: str, outcome: str, longrepr: object = None,
-        props: list[tuple[str, object]] | None = None) -> pytest.TestReport:
+        props: Sequence[tuple[str, object]] | None = None) -> pytest.TestReport:
     return pytest.TestReport(
         nodeid, ("t.py", 1, "t"), {}, outcome, longrepr, when,  # type: ignore[arg-type]
-        duration=0.5, user_properties=props or [],
+        duration=0.5, user_properties=list(props or ()),
     )
 
 
@@ -317,7 +320,8 @@ def test_collection_errors_are_in_the_report(pytester: pytest.Pytester) -> None:
     path = pytester.path / "suites" / "test_noid.py"
     path.parent.mkdir()
     path.write_text("def test_x():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--ami-report-dir", "r")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--ami-report-dir", "r",
+                                "-o", "ami_suites=suites")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = from_json((pytester.path / "r" / "report.json").read_text())
     assert [r.outcome for r in report.results] == [Outcome.ERROR]
@@ -339,3 +343,17 @@ def test_profile_secrets_masked_even_without_a_secret_header(pytester: pytest.Py
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "X-Note: ********" in out and SECRETS[0] not in out
+
+
+def test_zero_checks_is_no_verdict() -> None:
+    """Nothing ran (none selected, or all skipped): NO VERDICT, never COMPLIANT (issue 9)."""
+    skipped = CheckResult("t::a", AUTH[0], "t", "AMI-AUTH", "high", Outcome.SKIP, "opted out")
+    passed = CheckResult("t::b", AUTH[1], "t", "AMI-AUTH", "high", Outcome.PASS)
+    for report in (_model(), _model(skipped)):
+        assert report.status == "NO VERDICT" and report.no_verdict and not report.ok
+        assert from_json(to_json(report)).status == "NO VERDICT"
+        assert '"status": "NO VERDICT"' in to_json(report)
+        assert "NO VERDICT: no checks ran" in to_html(report)
+    report = _model(skipped, passed)
+    assert report.status == "COMPLIANT" and report.ok and not report.no_verdict
+    assert _model(interrupted=True).status == "INTERRUPTED"

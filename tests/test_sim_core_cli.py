@@ -96,3 +96,39 @@ def test_serves_until_sigint(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--port", "99999"], "port must be 0-65535"),
+    (["--tls-port", "-1"], "port must be 0-65535"),
+    (["--port", "abc"], "not a port number"),
+    (["--config", "/nonexistent/profile.toml"], "No such file"),
+    (["--config", "/dev/zero"], "not a regular file"),
+    (["--config", "/"], "not a regular file"),
+    (["--fault", "no-such-fault"], "unknown fault"),
+    (["--fault", "md5-any-key", "--fault", "md5-no-challenge"], "both change"),
+    (["--no-such-option"], "unrecognized arguments"),
+])
+def test_bad_input_one_line_exit_2(argv: list[str], says: str) -> None:
+    """Through the real command: one line on stderr, status 2, fast, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "amicheck", "sim", *argv],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], proc.stderr
+    assert proc.stdout == ""
+
+
+def test_fifo_config_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "profile.toml"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, "-m", "amicheck", "sim", "--config", str(fifo)],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr
+
+
+def test_simulator_refuses_bad_port() -> None:
+    from amicheck.sim import Simulator, SimulatorError
+
+    with pytest.raises(SimulatorError, match="0-65535"):
+        Simulator(port=70000)

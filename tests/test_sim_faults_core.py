@@ -17,6 +17,7 @@ from test_sim_core_kit import SECRET, Conn, make_profile, sim_running
 
 from amicheck.errors import ProfileError
 from amicheck.sim import FAULTS, Simulator, replies
+from amicheck.sim.core import SimCore
 from amicheck.sim.faults import ExtraUser
 
 PING = b"Action: Ping\r\nActionID: p\r\n\r\n"
@@ -35,7 +36,9 @@ def _fake(name: str) -> Callable[[object, object], None]:
 def _ensure_handlers(sim: Simulator, *names: str) -> None:
     """Privilege tests need a handler to reach; handlers.py's own wins when it has one."""
     for name in names:
-        sim.call(lambda core, n=name: core.handlers.setdefault(n, _fake(n)))
+        def add(core: SimCore, n: str = name) -> None:
+            core.handlers.setdefault(n, _fake(n))
+        sim.call(add)
 
 
 def _tls_client(*, legacy: bool = False, cipher: str | None = None) -> ssl.SSLContext:
@@ -238,7 +241,7 @@ def test_tls_pipeline_stall(tls_profile: object) -> None:
 def test_plaintext_with_tls(tls_profile: object) -> None:
     prof = dataclasses.replace(tls_profile, tls=dataclasses.replace(  # type: ignore[type-var]
         tls_profile.tls, plaintext_allowed=False))  # type: ignore[attr-defined]
-    with sim_running(prof) as sim:   # compliant: TLS only, the plaintext port refuses
+    with sim_running(prof) as sim:  # type: ignore[arg-type]  # compliant: TLS only
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((sim.host, sim.port), timeout=2).close()
     with sim_running(tls_profile, faults=["plaintext-with-tls"]) as sim:  # type: ignore[arg-type]
@@ -364,11 +367,149 @@ def test_event_leak() -> None:
         assert [m.name for m in c.quiet(0.3)] == ["Newchannel"]
 
 
-def test_every_core_fault_has_a_test() -> None:
+def test_every_fault_has_a_test() -> None:
     import sys
 
     names = {n.removeprefix("test_").replace("_", "-") for n in dir(sys.modules[__name__])
              if n.startswith("test_")}
     covered = names | {"short-username", "weak-password", "system-privilege"}
-    missing = {n for n, f in FAULTS.items() if f.core} - covered
+    handled = {"listcommands-leak", "originate-system", "getvar-shell", "getconfig-traversal"}
+    missing = set(FAULTS) - covered - handled  # the handler faults: tests/test_sim_handlers.py
     assert not missing
+
+
+# -- MD5 bypass faults (issue 10): each accepts one kind of bad Key; good keys still work ------
+
+_USER = "ucmamiuser1"
+_REFUSE_DELAY = 0.3
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _challenge(c: Conn) -> str:
+    c.banner()
+    c.action("Challenge", AuthType="MD5", ActionID="ch")
+    return c.one()["Challenge"]
+
+
+def _md5_login(c: Conn, key: str) -> tuple[bytes, bool, float]:
+    """(reply bytes after the banner, closed?, seconds to the reply) of an MD5 Login."""
+    c.banner()
+    start = len(c.raw)
+    t0 = time.monotonic()
+    c.action("Login", AuthType="MD5", Username=_USER, Key=key, ActionID="l", Events="off")
+    reply = c.one()
+    elapsed = time.monotonic() - t0
+    closed = reply["Message"] == "Authentication failed" and c.closed(2.0)
+    return bytes(c.raw[start:]), closed, elapsed
+
+
+def _accepted(sim: Simulator, key_for: Callable[[Conn], str]) -> bool:
+    with Conn.to(sim) as c:
+        data, _, _ = _md5_login(c, key_for(c))
+        return b"Authentication accepted" in data
+
+
+def _bypasses() -> dict[str, Callable[[Simulator], Callable[[Conn], str]]]:
+    """fault -> how to build the bad Key it accepts (the compliant simulator refuses it)."""
+
+    def any_key(sim: Simulator) -> Callable[[Conn], str]:
+        return lambda c: (_challenge(c), "0" * 32)[1]
+
+    def stale(sim: Simulator) -> Callable[[Conn], str]:
+        other = Conn.to(sim)           # another session's challenge, kept open meanwhile
+        old = _challenge(other)
+
+        def key(c: Conn) -> str:
+            assert _challenge(c) != old
+            return _md5(old + SECRET)
+        return key
+
+    def upper(sim: Simulator) -> Callable[[Conn], str]:
+        return lambda c: _md5(_challenge(c) + SECRET).upper()
+
+    def none(sim: Simulator) -> Callable[[Conn], str]:
+        return lambda c: _md5(SECRET)
+
+    return {"md5-any-key": any_key, "md5-stale-challenge": stale,
+            "md5-uppercase-key": upper, "md5-no-challenge": none}
+
+
+@pytest.mark.parametrize("fault", sorted(_bypasses()))
+def test_md5_bypass(fault: str) -> None:
+    make = _bypasses()[fault]
+    with sim_running() as sim:
+        assert not _accepted(sim, make(sim)), "the compliant simulator accepts the bad Key"
+    with sim_running(faults=[fault]) as sim:
+        assert _accepted(sim, make(sim)), f"{fault}: the bad Key is refused"
+        # a valid key for the session's challenge still works (AMI-AUTH-003 passes)
+        assert _accepted(sim, lambda c: _md5(_challenge(c) + SECRET))
+
+
+def test_md5_any_key() -> None:
+    test_md5_bypass("md5-any-key")
+    with sim_running(faults=["md5-any-key"]) as sim:   # "after a Challenge" only
+        assert not _accepted(sim, lambda c: "0" * 32)
+
+
+def test_md5_stale_challenge() -> None:
+    test_md5_bypass("md5-stale-challenge")
+
+
+def test_md5_uppercase_key() -> None:
+    test_md5_bypass("md5-uppercase-key")
+    with sim_running(faults=["md5-uppercase-key"]) as sim:   # a wrong key stays wrong
+        assert not _accepted(sim, lambda c: _md5(_challenge(c) + "x").upper())
+
+
+def test_md5_no_challenge() -> None:
+    test_md5_bypass("md5-no-challenge")
+    with sim_running(faults=["md5-no-challenge"]) as sim:   # with a challenge: the usual key
+        assert not _accepted(sim, lambda c: (_challenge(c), _md5(SECRET))[1])
+
+
+@pytest.mark.parametrize("fault", [None, *sorted(_bypasses())])
+def test_md5_refusal_looks_like_a_wrong_key(fault: str | None) -> None:
+    """What each fault still refuses is refused exactly as the compliant wrong Key: the
+    same bytes, the same delay, then the close."""
+    faults = [fault] if fault else []
+    with sim_running(faults=faults, fail_delay=_REFUSE_DELAY) as sim, Conn.to(sim) as c:
+        if fault != "md5-any-key":       # that one refuses only a Login without a Challenge
+            _challenge(c)
+        data, closed, elapsed = _md5_login(c, "f" * 31 + "x")  # no hex digest matches it
+    assert data == b"Response: Error\r\nActionID: l\r\nMessage: Authentication failed\r\n\r\n"
+    assert closed
+    assert _REFUSE_DELAY - 0.05 <= elapsed < _REFUSE_DELAY + 1.0
+
+
+# -- the fault records themselves ----------------------------------------------------------------
+
+def test_misspelt_hook_is_an_error() -> None:
+    from amicheck.sim.faults import Fault
+
+    with pytest.raises(ValueError, match="unknown behaviour hook"):
+        Fault("x-fault", "a typo", hooks=(("close_on_logof", False),),
+              fails=frozenset({"AMI-AUTH-004"}))
+    with pytest.raises(ValueError, match="no requirement ID"):
+        Fault("x-fault", "caught by nothing", hooks=(("close_on_logoff", False),))
+
+
+def test_faults_overriding_one_hook_conflict() -> None:
+    from amicheck.sim.faults import FaultConflictError
+
+    with pytest.raises(FaultConflictError, match="md5_accepts"):
+        Simulator(make_profile(), faults=("md5-any-key", "md5-uppercase-key"))
+    # different hooks combine: both deviations are served
+    with sim_running(faults=("banner-mismatch", "logoff-ignored")) as sim, Conn.to(sim) as c:
+        assert c.banner() == "Asterisk Call Manager/1.1"
+        assert sim.behaviour.close_on_logoff is False
+
+
+def test_every_fault_overrides_something() -> None:
+    from amicheck.sim.behaviour import COMPLIANT
+
+    for name, fault in FAULTS.items():
+        changed = [h for h, v in fault.hooks if getattr(COMPLIANT, h) != v]
+        assert changed or fault.extra_users, f"{name} changes nothing"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from amicheck.profile import default_profile
 from amicheck.protocol import Message, RequestParser
+from amicheck.sim.faults import behaviour_for
 from amicheck.sim.handlers import ActionContext, HandlerError, dispatch
 from amicheck.sim.pbx import Pbx
 
@@ -82,11 +83,13 @@ class Harness:
         assert len(reqs) == 1, data
         req = reqs[0]
         start = len(self.replies)
+        names = self.faults if faults is None else frozenset(faults)
         ctx = ActionContext(
             session_id="0x7efc00001068", username="tester",
             privileges=self.privileges if privileges is None else frozenset(privileges),
             action_id=req.header("ActionID") or None,
-            faults=self.faults if faults is None else frozenset(faults),
+            faults=names,
+            behaviour=behaviour_for(names),
             profile=self.profile, pbx=self.pbx, reply=self.replies.append,
             local="IPV4/TCP/127.0.0.1/7777", remote="IPV4/TCP/127.0.0.1/40000", tls=False,
         )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amicheck.redaction import md5_key
 from amicheck.transcript import MASK, Direction, Redactor, Transcript
 
 SECRET = "Passw0rd!xy"
@@ -92,3 +97,50 @@ def test_frames_bounded_and_addressed() -> None:
     f = t.frames[-1]
     assert f.src == ("127.0.0.1", 4000) and f.dst == ("127.0.0.1", 7777)
     assert "earlier frame" in t.render(limit=2)
+
+
+CRF = (b"Event: ChallengeResponseFailed\r\nPrivilege: security,all\r\nChallenge: 8080\r\n"
+       b"Response: 0123456789abcdef0123456789abcdef\r\n"
+       b"ExpectedResponse: fedcba9876543210fedcba9876543210\r\n\r\n"
+       b"Response: Success\r\nActionID: 2\r\n\r\n")
+
+
+@pytest.mark.parametrize("step", [0, 1, 3, 7])
+def test_challenge_response_failed_keys_masked_by_position(step: int) -> None:
+    """Response (the attempted key) only inside the event; ExpectedResponse anywhere."""
+    t = Transcript()
+    chunks = [CRF] if step == 0 else [CRF[i:i + step] for i in range(0, len(CRF), step)]
+    for chunk in chunks:
+        t.record(Direction.RECEIVED, chunk)
+    data = t.data()
+    assert b"0123456789abcdef" not in data and b"fedcba9876543210" not in data
+    assert b"Response: " + MASK + b"\r\nExpectedResponse: " + MASK + b"\r\n" in data
+    assert b"Response: Success\r\nActionID: 2" in data  # a reply's status stays
+    assert b"Challenge: 8080" in data
+
+
+def test_derived_keys_and_secret_encodings_masked_across_splits() -> None:
+    secret = "Hygiene-Pass1"
+    key = md5_key("99887766", secret)
+    stream = (b"Event: Echo\r\nA: " + key.upper().encode() + b"\r\nB: "
+              + secret.encode().hex().encode() + b"\r\nC: "
+              + base64.b64encode(secret.encode()) + b"\r\n\r\n")
+    for step in (1, 5, len(stream)):
+        t = Transcript(secrets=[secret])
+        for i in range(0, len(stream), step):
+            t.record(Direction.RECEIVED, stream[i:i + step])
+        data = t.data()
+        assert key.upper().encode() not in data, step
+        assert secret.encode().hex().encode() not in data
+        assert base64.b64encode(secret.encode()).rstrip(b"=") not in data
+        assert len(t) == -(-len(stream) // step)
+
+
+def test_challenge_seen_masks_its_key_elsewhere() -> None:
+    """A key computed without md5_key for a challenge this transcript saw is masked."""
+    secret = "Seen-Chall3nge"
+    key = hashlib.md5(b"123454321" + secret.encode()).hexdigest().encode()
+    t = Transcript(secrets=[secret])
+    t.record(Direction.RECEIVED, b"Response: Success\r\nChallenge: 123454321\r\n\r\n")
+    t.record(Direction.SENT, b"Action: Login\r\nAuthType: MD5\r\nX-Key: " + key + b"\r\n\r\n")
+    assert key not in t.data()

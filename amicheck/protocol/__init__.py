@@ -1,4 +1,4 @@
-"""The AMI codec, sans-I/O: messages, the incremental parsers, the encoder.
+"""The AMI codec, sans-I/O: messages, the incremental parsers, the encoder, the session.
 
 Nothing here imports socket, ssl, asyncio, time or scapy: the same code serves the client,
 the simulator, the pcap reader and the benchmarks.
@@ -10,5 +10,15 @@ from amicheck.protocol.encoder import encode
 from amicheck.protocol.message import Message, MessageKind, Violation
 from amicheck.protocol.parser import Parser
 from amicheck.protocol.request import Request, RequestParser
+from amicheck.protocol.session import ClientSession
 
-__all__ = ["Message", "MessageKind", "Violation", "Parser", "Request", "RequestParser", "encode"]
+__all__ = [
+    "Message",
+    "MessageKind",
+    "Violation",
+    "Parser",
+    "Request",
+    "RequestParser",
+    "ClientSession",
+    "encode",
+]

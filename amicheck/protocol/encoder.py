@@ -1,17 +1,37 @@
-"""Message -> wire bytes. Refuses header injection (CR or LF inside a key or value)."""
+"""Message -> wire bytes. Refuses header injection (CR or LF inside a key or value).
+
+The encoder works on a message's wire fields, not on the Message class: message.py imports
+it for ``bytes(msg)``, and nothing here imports message.py, so there is no cycle.
+"""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from amicheck.errors import LocalProtocolError
 from amicheck.protocol.grammar import END_COMMAND
-from amicheck.protocol.message import Message
 
-__all__ = ["encode"]
+__all__ = ["encode", "encode_fields", "Encodable"]
+
+Triples = list[tuple[str, str, str]]
 
 
-def _check(msg: Message, body: str) -> None:
+class Encodable(Protocol):
+    """What ``encode`` needs of a message (``Message`` is one)."""
+
+    @property
+    def raw_items(self) -> Triples: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def encoding(self) -> str: ...
+
+
+def _check(triples: Triples) -> None:
     """Find the header that smuggles a line end or has an empty key (else return)."""
-    for index, (key, sep, value) in enumerate(msg._t):
+    for index, (key, sep, value) in enumerate(triples):
         for what, text in (("key", key), ("value", value)):
             if "\r" in text or "\n" in text:
                 raise LocalProtocolError(
@@ -25,8 +45,17 @@ def _check(msg: Message, body: str) -> None:
             )
 
 
-def encode(msg: Message) -> bytes:
-    """The CRLF wire form of ``msg``: ``Key: value`` lines and an empty line.
+def encode(msg: Encodable) -> bytes:
+    """The CRLF wire form of ``msg`` (the same as ``bytes(msg)``).
+
+    Raises:
+        LocalProtocolError: a key or value contains CR or LF, or a key is empty.
+    """
+    return encode_fields(msg.raw_items, msg.text, msg.encoding)
+
+
+def encode_fields(triples: Triples, text: str | None, enc: str) -> bytes:
+    """The CRLF wire form of a message's fields: ``Key: value`` lines and an empty line.
 
     ``Response: Follows`` messages append their ``text`` and ``--END COMMAND--``; RAW
     messages (headerless text) are written as their text and an empty line; a message with
@@ -36,24 +65,22 @@ def encode(msg: Message) -> bytes:
     Raises:
         LocalProtocolError: a key or value contains CR or LF, or a key is empty.
     """
-    triples = msg._t
-    enc = msg.encoding
     errors = "surrogateescape" if enc == "utf-8" else "strict"
     if not triples:
-        if msg.text is None:  # an empty message is a bare blank line
+        if text is None:  # an empty message is a bare blank line
             return b"\r\n"
-        return msg.text.encode(enc, errors) + b"\r\n\r\n"
+        return text.encode(enc, errors) + b"\r\n\r\n"
     body = "\r\n".join([k + s + v for k, s, v in triples])
     # C-level scans instead of a per-header loop: n headers joined by n-1 CRLFs, and an
     # empty key shows as a line starting with its ":" separator. _check finds the culprit
     # (and merely returns when a key itself starts with ":").
     n = len(triples) - 1
     if body.count("\n") != n or body.count("\r") != n or body.startswith(":") or "\n:" in body:
-        _check(msg, body)
-    if msg.text is not None:
+        _check(triples)
+    if text is not None:
         return (
             (body + "\r\n").encode(enc, errors)
-            + msg.text.encode(enc, errors)
+            + text.encode(enc, errors)
             + END_COMMAND
             + b"\r\n\r\n"
         )

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Message", "MessageKind", "Violation"]
+from amicheck.protocol.encoder import encode_fields
+
+__all__ = ["Message", "MessageKind", "Violation", "from_wire"]
 
 
 class MessageKind(StrEnum):
@@ -87,23 +89,6 @@ class Message:
         self.text = text
         self.violations = violations
         self.encoding = encoding
-
-    @classmethod
-    def _from_triples(
-        cls,
-        triples: list[tuple[str, str, str]],
-        text: str | None = None,
-        violations: tuple[Violation, ...] = (),
-        encoding: str = "utf-8",
-    ) -> Message:
-        """Parser fast path: adopt ``str.partition`` results without copying."""
-        msg = _new(cls)
-        msg._t = triples
-        msg._index = None
-        msg.text = text
-        msg.violations = violations
-        msg.encoding = encoding
-        return msg
 
     # -- construction helpers -------------------------------------------------------------
     @classmethod
@@ -193,15 +178,9 @@ class Message:
 
     # -- wire form --------------------------------------------------------------------------
     def __bytes__(self) -> bytes:
-        from amicheck.protocol.encoder import encode
-
-        return encode(self)
-
-    def with_items(self, items: Iterable[tuple[str, str]]) -> Message:
-        """A copy with other headers (e.g. redacted), same text and violations."""
-        return Message(
-            list(items), text=self.text, violations=self.violations, encoding=self.encoding
-        )
+        """The CRLF wire form (``encode(msg)``); raises ``LocalProtocolError`` on header
+        injection."""
+        return encode_fields(self._t, self.text, self.encoding)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
@@ -216,3 +195,24 @@ class Message:
         more = f", +{len(self._t) - 6}" if len(self._t) > 6 else ""
         text = f", text={len(self.text)} chars" if self.text is not None else ""
         return f"<Message {self.kind.value} [{body}{more}]{text}>"
+
+
+def from_wire(
+    triples: list[tuple[str, str, str]],
+    text: str | None = None,
+    violations: tuple[Violation, ...] = (),
+    encoding: str = "utf-8",
+) -> Message:
+    """A message from the parsers: adopts their ``(key, separator, value)`` triples as they
+    were on the wire (so odd separators encode back unchanged), without copying them.
+
+    The parsers build one of these per packet; ``Message(items)`` copies and fixes every
+    separator to ``": "``, which is right for a message being written, not for one read.
+    """
+    msg = _new(Message)
+    msg._t = triples
+    msg._index = None
+    msg.text = text
+    msg.violations = violations
+    msg.encoding = encoding
+    return msg

@@ -28,7 +28,7 @@ from amicheck.protocol.grammar import (
     TOO_MANY_LINES,
     blank_skip,
 )
-from amicheck.protocol.message import Message
+from amicheck.protocol.message import Message, from_wire
 
 __all__ = ["Request", "RequestParser"]
 
@@ -79,7 +79,7 @@ class Request:
                 continue
             value = blank_skip(rest)
             triples.append((key, ":" + rest[: len(rest) - len(value)], value))
-        return Message._from_triples(triples)
+        return from_wire(triples)
 
 
 class RequestParser:
@@ -106,11 +106,6 @@ class RequestParser:
     def buffered(self) -> int:
         """Bytes held in the line buffer (never more than 1024)."""
         return len(self._inbuf)
-
-    @property
-    def in_message(self) -> bool:
-        """True while a message has started but not yet ended with an empty line."""
-        return bool(self._lines) or self._hdr_loss or self._too_long
 
     def feed(self, data: bytes) -> list[Request]:
         """Frame ``data``; returns every message completed by it, in order."""

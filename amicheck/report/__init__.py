@@ -1,6 +1,6 @@
-"""Run results as data (:mod:`.model`) and the writers that render them.
+"""Run results as data (:mod:`.model`), the writers that render them, and :mod:`.files`.
 
-Writers are pure functions ``RunReport -> str``; the plugin and the CLI decide where files go.
+Writers are pure functions ``RunReport -> str``; :mod:`.files` checks the directory and writes.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amicheck.report.model import CheckResult, Metric, Outcome, RunReport, area_of
+
+if TYPE_CHECKING:
+    from amicheck.requirements import Requirement
 
 __all__ = [
     "Collector",
@@ -36,7 +39,7 @@ _MAX_DETAILS = 8000
 _MAX_EVIDENCE = 20000
 REDACTED = "********"
 
-Lookup = Callable[[str], Any]
+Lookup = Callable[[str], "Requirement | None"]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -93,8 +96,8 @@ class Collector:
         target: how the target is shown (``"sim"`` or ``"host:port"``).
         is_sim: whether the target is the embedded simulator.
         profile: profile name shown in reports.
-        lookup: requirement ID -> catalogue entry (``title``, ``area``, ``severity``,
-            ``source``, ``remediation``) or None; unknown IDs still get a result.
+        lookup: requirement ID -> its :class:`~amicheck.requirements.Requirement`, or None
+            (``CATALOGUE.get``); unknown IDs still get a result.
         secrets: every secret of the profile; redacted from all text the model keeps.
         faults: simulator fault profiles in effect.
     """
@@ -124,10 +127,9 @@ class Collector:
     def __len__(self) -> int:
         return len(self._tests)
 
-    @property
-    def has_requirements(self) -> bool:
-        """True once any test carrying a requirement ID has reported."""
-        return any(p.requirement for p in self._tests.values())
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        """Redact ``secrets`` too (derived ones, such as MD5 keys, appear during the run)."""
+        self._secrets = tuple(dict.fromkeys((*self._secrets, *secrets)))
 
     def add(self, report: Any) -> None:
         """Take one phase report (``setup``/``call``/``teardown``) of one test."""
@@ -151,7 +153,8 @@ class Collector:
                 p.pcap = str(value)
         for title, content in getattr(report, "sections", ()) or ():
             if title.startswith(TRANSCRIPT_SECTION) and content not in p.evidence:
-                p.evidence.append(content)
+                # clipped now, not only when rendered: a run keeps every test's evidence
+                p.evidence.append(_clip(self._text(content), _MAX_EVIDENCE))
         self._phase(p, report)
 
     def add_collection_error(self, report: Any) -> None:
@@ -173,7 +176,7 @@ class Collector:
             return
         if report.failed:
             message = _crash_message(report)
-            details = getattr(report, "longreprtext", "") or ""
+            details = _clip(self._text(getattr(report, "longreprtext", "") or ""), _MAX_DETAILS)
             if when == "call":
                 p.outcome, p.message, p.details = Outcome.FAIL, message, details
             elif p.outcome in (None, Outcome.PASS, Outcome.SKIP):
@@ -188,13 +191,10 @@ class Collector:
             if wasxfail:  # xpass, non-strict
                 p.message = f"unexpectedly passed: {wasxfail}"
 
-    def _entry(self, requirement: str | None) -> Any:
+    def _entry(self, requirement: str | None) -> Requirement | None:
         if requirement is None or self._lookup is None:
             return None
-        try:
-            return self._lookup(requirement)
-        except (KeyError, LookupError):
-            return None
+        return self._lookup(requirement)
 
     def results(self) -> tuple[CheckResult, ...]:
         """Results so far, in the order the tests first reported."""
@@ -203,24 +203,22 @@ class Collector:
             if p.outcome is None:  # setup passed but the run stopped before call
                 continue
             entry = self._entry(p.requirement)
-            severity = getattr(entry, "severity", None) if entry is not None else None
-            severity = getattr(severity, "value", severity)
             out.append(
                 CheckResult(
                     nodeid=p.nodeid,
                     requirement=p.requirement,
-                    title=self._text(getattr(entry, "title", "") or _title_of(p.nodeid)),
-                    area=_area(entry, p.requirement),
-                    area_title=str(getattr(entry, "area_title", "") or ""),
-                    severity=str(severity or "info").lower(),
+                    title=self._text(entry.title if entry else _title_of(p.nodeid)),
+                    area=f"AMI-{entry.area}" if entry else area_of(p.requirement),
+                    area_title=entry.area_title if entry else "",
+                    severity=entry.severity.value.lower() if entry else "info",
                     outcome=p.outcome,
                     message=_clip(self._text(p.message), _MAX_MESSAGE),
                     duration=round(p.duration, 6),
                     evidence=_clip(self._text("\n".join(p.evidence)), _MAX_EVIDENCE),
                     details=_clip(self._text(p.details), _MAX_DETAILS),
                     metrics=tuple(p.metrics),
-                    remediation=str(getattr(entry, "remediation", "") or ""),
-                    source=str(getattr(entry, "source", "") or ""),
+                    remediation=entry.remediation if entry else "",
+                    source=entry.source if entry else "",
                     pcap=p.pcap,
                 )
             )
@@ -249,13 +247,6 @@ class Collector:
             interrupted=interrupted,
             exit_status=exit_status,
         )
-
-
-def _area(entry: Any, requirement: str | None) -> str:
-    code = str(getattr(entry, "area", "") or "") if entry is not None else ""
-    if not code:
-        return area_of(requirement)
-    return code if code.startswith("AMI-") else f"AMI-{code}"
 
 
 def _title_of(nodeid: str) -> str:

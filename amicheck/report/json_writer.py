@@ -30,6 +30,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
         "duration": round(report.duration, 3),
         "interrupted": report.interrupted,
         "exit_status": report.exit_status,
+        "status": report.status,
         "summary": {
             "total": len(report.results),
             **{o.value: counts[o] for o in Outcome},

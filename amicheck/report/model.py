@@ -122,18 +122,36 @@ class RunReport:
         return not self.interrupted and self.exit_status in (None, 0, 1, 5)
 
     @property
-    def ok(self) -> bool:
-        """True when nothing failed or errored and the run completed."""
+    def checked(self) -> int:
+        """Checks that reached a verdict or an error (skips are not checks that ran)."""
         c = self.counts()
-        return self.complete and c[Outcome.FAIL] == 0 and c[Outcome.ERROR] == 0
+        return c[Outcome.PASS] + c[Outcome.FAIL] + c[Outcome.ERROR]
+
+    @property
+    def no_verdict(self) -> bool:
+        """A complete run in which no check ran (none selected, or every one skipped)."""
+        return self.complete and self.checked == 0
+
+    @property
+    def ok(self) -> bool:
+        """True when checks ran, nothing failed or errored, and the run completed."""
+        c = self.counts()
+        return (
+            self.complete and self.checked > 0 and c[Outcome.FAIL] == 0 and c[Outcome.ERROR] == 0
+        )
 
     @property
     def status(self) -> str:
-        """One word for the run: COMPLIANT, NOT COMPLIANT, INTERRUPTED or INCOMPLETE."""
+        """The run in words: COMPLIANT, NOT COMPLIANT, NO VERDICT, INTERRUPTED or INCOMPLETE.
+
+        Zero checks run is no verdict, never COMPLIANT.
+        """
         if self.interrupted:
             return "INTERRUPTED"
         if not self.complete:
             return "INCOMPLETE"
+        if self.no_verdict:
+            return "NO VERDICT"
         return "COMPLIANT" if self.ok else "NOT COMPLIANT"
 
 

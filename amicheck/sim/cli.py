@@ -10,18 +10,56 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import stat
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from amicheck.errors import AmiCheckError, ProfileError
 from amicheck.sim.faults import FAULTS, UnknownFaultError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "MAX_PROFILE_BYTES"]
+
+#: A profile is a few KB; anything larger is not one (and /dev/zero must not be read).
+MAX_PROFILE_BYTES = 1024 * 1024
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _err(f"{message} (see 'amicheck sim --help')")
+        raise SystemExit(2)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0: any free port), got {value}")
+    return value
+
+
+def _config_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a profile, checked before anything reads it (FIFOs, devices
+    and huge files would hang or exhaust memory); None when it may be loaded."""
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        return f"--config {path}: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"--config {path}: not a regular file"
+    if st.st_size > MAX_PROFILE_BYTES:
+        return f"--config {path}: {st.st_size} bytes, more than a profile ({MAX_PROFILE_BYTES})"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="amicheck sim",
         description="Serve a UCM6XXX AMI simulator for a profile, in the foreground.",
     )
@@ -40,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=None,
         help="AMI port (default: the profile's; 0 = any free port)",
     )
     p.add_argument(
         "--tls-port",
-        type=int,
+        type=_port,
         default=None,
         help="TLS port (default: the profile's; 0 = any free port)",
     )
@@ -81,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     from amicheck.profile import default_profile, load_profile
     from amicheck.sim.server import Simulator
 
+    problem = _config_problem(args.config) if args.config else None
+    if problem is not None:
+        _err(problem)
+        return 2
     logging.basicConfig(level=logging.INFO, format="amicheck sim: %(message)s")
     try:
         profile = load_profile(args.config) if args.config else default_profile()
@@ -120,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             _err(str(exc))
             return 1
         tls = f", TLS on {sim.host}:{sim.tls_port}" if sim.tls_port else ""
-        if "stock-port-open" in sim.faults:
+        if sim.behaviour.stock_port_open:
             tls += f", stock port on {sim.host}:{sim.stock_port}"
         faults = ", ".join(sorted(sim.faults)) or "none"
         print(

@@ -23,12 +23,7 @@ the PBX (``ctx.pbx``) emits events and schedules delays through the core.
 from __future__ import annotations
 
 from amicheck.errors import AmiCheckError
-from amicheck.privileges import (
-    ACTION_PRIVILEGES,
-    STOCK_ACTION_PRIVILEGES,
-    may_run,
-    privilege_header,
-)
+from amicheck.privileges import may_run, privilege_header
 from amicheck.sim import replies
 from amicheck.sim.actions import calls, config, queues, system
 from amicheck.sim.actions.base import ActionContext, Handler, RequestLike, aid, err
@@ -142,8 +137,8 @@ SYNOPSIS: dict[str, str] = {
 
 def _listcommands(ctx: ActionContext, req: RequestLike) -> None:
     """The actions the user may run, ``Name: Synopsis  (Priv: ...)``, sorted like Asterisk."""
-    table = STOCK_ACTION_PRIVILEGES if "bridge-unprivileged" in ctx.faults else ACTION_PRIVILEGES
-    leak = "listcommands-leak" in ctx.faults
+    table = ctx.behaviour.privilege_table
+    leak = ctx.behaviour.list_all_commands
     items: list[tuple[str, str]] = []
     for name in sorted(SYNOPSIS, key=str.lower):
         need = table.get(name.lower(), frozenset())

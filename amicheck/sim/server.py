@@ -28,9 +28,12 @@ from amicheck.errors import AmiCheckError, ProfileError
 from amicheck.profile import Profile, User, default_profile
 from amicheck.protocol.message import Message
 from amicheck.rules import check_profile, check_user
+from amicheck.sim.behaviour import COMPLIANT_CIPHERS
 from amicheck.sim.certs import write_cert_pair
-from amicheck.sim.faults import FAULTS, resolve_faults
-from amicheck.sim.session import AmiSession, SimCore
+from amicheck.sim.core import SimCore
+from amicheck.sim.faults import FAULTS, behaviour_for, resolve_faults
+from amicheck.sim.session import AmiSession
+from amicheck.sim.tlsgate import HANDSHAKE_TIMEOUT_S, PendingHandshakes, TlsGate
 
 __all__ = ["Simulator", "SimulatorError", "CERT_NAME", "KEY_NAME"]
 
@@ -44,8 +47,8 @@ _T = TypeVar("_T")
 _START_TIMEOUT = 30.0
 #: listen() backlog: bursts of connects (1,000-session benchmarks) must not drop SYNs
 _BACKLOG = 1024
-_COMPLIANT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
-_WEAK_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+#: What a lowered security level adds: the ECDHE-CBC suites TLS 1.0/1.1 need (still ECDHE).
+_LEGACY_SUITES = ":ECDHE+AES:@SECLEVEL=0"
 
 
 class SimulatorError(AmiCheckError):
@@ -70,6 +73,8 @@ class Simulator:
         seed: makes challenges, session ids and the PBX deterministic.
         state_dir: where TLS files are stored; None = a temporary directory (removed on stop).
         fail_delay: seconds before ``Authentication failed`` (Asterisk: 1 s).
+        tls_handshake_timeout: seconds a TLS peer has for its handshake (then dropped;
+            at most ``MAX_PENDING_HANDSHAKES`` wait at once, the oldest is dropped first).
 
     Raises:
         ProfileError: the profile breaks UCM rules (every problem, with its key path).
@@ -86,12 +91,18 @@ class Simulator:
         seed: int = 0,
         state_dir: str | Path | None = None,
         fail_delay: float = 1.0,
+        tls_handshake_timeout: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
+        for what, value in (("port", port), ("tls_port", tls_port)):
+            if value is not None and not 0 <= value <= 65535:
+                raise SimulatorError(f"{what} {value}: must be 0-65535 (0: any free port)")
         base = default_profile() if profile is None else profile
         self.faults: frozenset[str] = resolve_faults(faults)
+        self.behaviour = behaviour_for(self.faults)
         self.host = host
         self.seed = seed
         self.fail_delay = fail_delay
+        self.tls_handshake_timeout = tls_handshake_timeout
         self.errors: list[BaseException] = []
         self._want_port = base.settings.port if port is None else port
         self._want_tls_port = base.settings.tls_port if tls_port is None else tls_port
@@ -123,6 +134,7 @@ class Simulator:
         self._servers: list[asyncio.Server] = []
         self._reserved: socket.socket | None = None
         self._reserved_plain: socket.socket | None = None
+        self._pending_tls = PendingHandshakes()
 
     # -- provisioning -----------------------------------------------------------------------
     def _apply_faults(self, profile: Profile) -> Profile:
@@ -131,14 +143,7 @@ class Simulator:
             for f in sorted(self.faults)
             for u in FAULTS[f].extra_users
         ]
-        prof = dataclasses.replace(profile, users=(*profile.users, *extra))
-        if "plaintext-with-tls" in self.faults:
-            prof = dataclasses.replace(
-                prof,
-                settings=dataclasses.replace(prof.settings, tls_enable=True),
-                tls=dataclasses.replace(prof.tls, plaintext_allowed=False),
-            )
-        return prof
+        return self.behaviour.profile(dataclasses.replace(profile, users=(*profile.users, *extra)))
 
     def _provision_tls(self, prof: Profile) -> Profile:
         """Copy the uploaded files under the UCM's names, or make a self-signed pair."""
@@ -155,36 +160,28 @@ class Simulator:
             log.warning(
                 "TLS enabled without cert/key: serving a self-signed certificate (%s)", cert
             )
-        if "expired-cert" in self.faults:
-            write_cert_pair(cert, key, expired=True)
-        elif "weak-cert-key" in self.faults:
-            write_cert_pair(cert, key, key_size=1024, sha1=True)
+        if self.behaviour.damage_stored_cert is not None:
+            self.behaviour.damage_stored_cert(cert, key)
         self.tls_cert_path, self.tls_key_path = cert, key
         return dataclasses.replace(prof, tls=dataclasses.replace(prof.tls, cert=cert, key=key))
 
     def _ssl_context(self) -> ssl.SSLContext:
         assert self.tls_cert_path is not None and self.tls_key_path is not None
+        b = self.behaviour
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        weak = self.faults & {"tls-legacy", "tls-weak-ciphers", "weak-cert-key"}
-        if "tls-legacy" in self.faults:
-            with warnings.catch_warnings():   # deprecated on purpose: that is the fault
-                warnings.simplefilter("ignore", DeprecationWarning)
-                ctx.minimum_version = ssl.TLSVersion.TLSv1
-        else:
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if "tls-weak-ciphers" in self.faults:
-            ctx.set_ciphers(_WEAK_CIPHERS)
-        elif weak:
+        with warnings.catch_warnings():   # TLS 1.0 is deprecated: on purpose when a fault asks
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = b.tls_min_version
+        ciphers = b.tls_ciphers
+        if b.tls_security_level_0 and ciphers == COMPLIANT_CIPHERS:
             # Only the security level drops (so TLS 1.0/1.1 or an RSA-1024/SHA-1 certificate
             # can work); the suites stay forward-secret, so each fault is ONE deviation.
-            # (ECDHE+AES adds the CBC suites that TLS 1.0/1.1 need: still ECDHE.)
-            ctx.set_ciphers(_COMPLIANT_CIPHERS + ":ECDHE+AES:@SECLEVEL=0")
-        else:
-            ctx.set_ciphers(_COMPLIANT_CIPHERS)
-        if "cert-mismatch" in self.faults:
+            ciphers += _LEGACY_SUITES
+        ctx.set_ciphers(ciphers)
+        if b.served_cert_cn is not None:
             other = self.state_dir / "served"
             other.mkdir(exist_ok=True)
-            write_cert_pair(other / CERT_NAME, other / KEY_NAME, common_name="other.invalid")
+            write_cert_pair(other / CERT_NAME, other / KEY_NAME, common_name=b.served_cert_cn)
             ctx.load_cert_chain(other / CERT_NAME, other / KEY_NAME)
         else:
             ctx.load_cert_chain(self.tls_cert_path, self.tls_key_path)
@@ -236,7 +233,7 @@ class Simulator:
         self._thread.start()
         try:
             ready.result(timeout=_START_TIMEOUT)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             self._thread.join(5)
             self._thread = None
             self._cleanup_state()
@@ -258,15 +255,12 @@ class Simulator:
             seed=self.seed,
             fail_delay=self.fail_delay,
             errors=self.errors,
+            behaviour=self.behaviour,
         )
         self._core = core
+        b = self.behaviour
         settings = self.profile.settings
-        tls_only = (
-            settings.tls_enable
-            and not self.profile.tls.plaintext_allowed
-            and "plaintext-with-tls" not in self.faults
-        )
-        if tls_only:
+        if not b.serves_plaintext(self.profile):
             # TLS only: the plaintext port is a reserved number nobody listens on
             self._reserved_plain = self._reserve(self._want_port)
             self.port = self._reserved_plain.getsockname()[1]
@@ -276,17 +270,11 @@ class Simulator:
             self._servers.append(plain)
             self.port = plain.sockets[0].getsockname()[1]
         if settings.tls_enable:
-            tls_ssl = None if "plaintext-on-tls-port" in self.faults else self._ssl_context()
-            srv = await loop.create_server(
-                lambda: AmiSession(core, tls=tls_ssl is not None),
-                self.host,
-                self._want_tls_port,
-                ssl=tls_ssl,
-                backlog=_BACKLOG,
-            )
+            srv = await loop.create_server(self._tls_factory(core), self.host,
+                                           self._want_tls_port, backlog=_BACKLOG)
             self._servers.append(srv)
             self.tls_port = srv.sockets[0].getsockname()[1]
-        if "stock-port-open" in self.faults:
+        if b.stock_port_open:
             want = settings.stock_port if self._fixed_ports else 0
             srv = await loop.create_server(lambda: AmiSession(core), self.host, want,
                                            backlog=_BACKLOG)
@@ -299,6 +287,20 @@ class Simulator:
             self._reserved = self._reserve(0)
             self.stock_port = self._reserved.getsockname()[1]
 
+    def _tls_factory(self, core: SimCore) -> Callable[[], asyncio.Protocol]:
+        """The TLS port's protocol: a bounded, deadlined handshake, then an AMI session
+        (a plaintext AMI session when the behaviour says the TLS port does no TLS)."""
+        if not self.behaviour.tls_on_tls_port:
+            return lambda: AmiSession(core)
+        ctx = self._ssl_context()
+        pending = self._pending_tls
+        timeout = self.tls_handshake_timeout
+
+        def gate() -> asyncio.Protocol:
+            return TlsGate(ctx, pending, lambda: AmiSession(core, tls=True), timeout)
+
+        return gate
+
     def _reserve(self, port: int) -> socket.socket:
         """A bound, non-listening socket: the port number is ours, connections are refused."""
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
@@ -308,6 +310,7 @@ class Simulator:
     async def _close(self) -> None:
         for srv in self._servers:
             srv.close()
+        self._pending_tls.drop_all()
         if self._core is not None:
             for sess in list(self._core.sessions):
                 sess.abort()
@@ -421,6 +424,14 @@ class Simulator:
         if core is None:
             raise SimulatorError("simulator is not running")
         return self._call(lambda: fn(core))
+
+    @property
+    def pending_tls_handshakes(self) -> tuple[int, int]:
+        """(TLS connections waiting for their handshake now, dropped so far as the oldest)."""
+        pending = self._pending_tls
+        if self._loop is None or self._thread is None:
+            return len(pending), pending.dropped
+        return self._call(lambda: (len(pending), pending.dropped))
 
     @property
     def session_count(self) -> int:

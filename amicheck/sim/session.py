@@ -1,97 +1,58 @@
-"""One AMI connection of the simulator, and the state all connections share.
+"""One AMI connection of the simulator.
 
-:class:`SimCore` lives on the simulator's event loop: users, sessions, the PBX, the event
-broadcast and the fault switches. :class:`AmiSession` is an asyncio protocol that frames the
-client's bytes with :class:`~amicheck.protocol.RequestParser` (Asterisk 13's get_input and
-do_message) and answers as ``main/manager.c`` does (ami-reference.md sections 1, 2 and 6):
-the check order of process_message, Login/Challenge/Logoff/Events, the security events, the
-auth timeout counted from connect, the auth limit and the write timeout. Every other action
-goes to the handlers of :mod:`amicheck.sim.handlers` after the write-privilege check.
+:class:`AmiSession` is an asyncio protocol that frames the client's bytes with
+:class:`~amicheck.protocol.RequestParser` (Asterisk 13's get_input and do_message) and
+answers as ``main/manager.c`` does (ami-reference.md sections 1, 2 and 6): the check order
+of process_message, the security events, the auth timeout counted from connect, the auth
+limit and the write timeout. Login, Challenge and Events are in :mod:`amicheck.sim.auth`;
+every other action goes to the handlers of :mod:`amicheck.sim.handlers` after the
+write-privilege check. Deviations are read from the core's
+:class:`~amicheck.sim.behaviour.Behaviour`.
+
+Fairness: a session runs at most :data:`ACTIONS_PER_TURN` actions (and about
+:data:`TURN_BUDGET_S` of work) per event-loop turn and stops reading while it has a
+backlog, so one client's pipelined burst (each action perhaps broadcasting events to
+hundreds of listeners) cannot keep the loop from the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
-import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from amicheck.errors import LocalProtocolError
-from amicheck.privileges import (
-    ACTION_PRIVILEGES,
-    ALL_MASK,
-    STOCK_ACTION_PRIVILEGES,
-    names_to_mask,
-    required_classes,
-    strings_to_mask,
-)
-from amicheck.profile import Profile, User
-from amicheck.protocol.encoder import encode
+from amicheck.privileges import ALL_MASK
 from amicheck.protocol.grammar import LINE_TOO_LONG, TOO_MANY_LINES
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request, RequestParser
-from amicheck.rules import acl_allows
-from amicheck.sim import handlers as _handlers
-from amicheck.sim import replies
+from amicheck.sim import auth, replies
+from amicheck.sim.behaviour import MISSING_ACTION, UNKNOWN_COMMAND
+from amicheck.sim.core import SimCore, tv, wire
 from amicheck.sim.handlers import ActionContext, HandlerError
-from amicheck.sim.pbx import Pbx
 
-__all__ = ["SimCore", "AmiSession", "MISSING_ACTION", "UNKNOWN_COMMAND", "WRITE_BUFFER_BOUND"]
-
-#: M process_message texts.
-MISSING_ACTION = "Missing action in request"
-UNKNOWN_COMMAND = (
-    "Invalid/unknown command: {}. Use Action: ListCommands to show available commands."
-)
-#: The error-text fault's versions (what a re-implementation might say instead).
-_ALT_MISSING_ACTION = "Missing Action header"
-_ALT_UNKNOWN_COMMAND = "Unknown action: {}"
+__all__ = [
+    "SimCore",
+    "AmiSession",
+    "MISSING_ACTION",
+    "UNKNOWN_COMMAND",
+    "WRITE_BUFFER_BOUND",
+    "ACTIONS_PER_TURN",
+    "TURN_BUDGET_S",
+    "wire",
+]
 
 #: Bytes queued in user space before a session counts as "not reading" (pause_writing); the
 #: write timeout then runs. Asterisk has only the kernel buffer plus one blocking write.
 WRITE_BUFFER_BOUND = 256 * 1024
+#: Actions one session runs per event-loop turn before yielding to the others ...
+ACTIONS_PER_TURN = 512
+#: ... or fewer, once the turn has taken this long (an action may broadcast to hundreds).
+TURN_BUDGET_S = 0.004
 
-_SECURITY = names_to_mask(("security",))
-_SYSTEM = names_to_mask(("system",))
 _PREAUTH = frozenset({"login", "logoff", "challenge"})
-_BANNER_FAULT = "Asterisk Call Manager/1.1"
-_SLOW_S = 0.025
-_GETCONFIG = frozenset({"getconfig", "getconfigjson"})
-_LEAK_CLASSES = frozenset({"originate", "call"})
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_FULLY_BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
-
-Handler = Callable[[ActionContext, Request], None]
-_CORE_ACTIONS = frozenset({"login", "logoff", "challenge", "events"})
-
-
-def _tv(when: float | None = None) -> str:
-    """Security-event time: ``2016-08-19T10:21:41.128+0000``."""
-    t = dt.datetime.fromtimestamp(time.time() if when is None else when, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}+0000"
-
-
-def _timestamp() -> str:
-    """``Timestamp: <sec>.<6-digit usec>`` (Ping and timestampevents)."""
-    return f"{time.time():.6f}"
-
-
-def wire(msg: Message) -> bytes:
-    """Wire bytes of an outgoing message.
-
-    Asterisk echoes what it was sent (a lone CR inside an ActionID stays), so a value the
-    encoder refuses as header injection is written raw instead of failing the session.
-    """
-    try:
-        return encode(msg)
-    except LocalProtocolError:
-        body = "".join(f"{k}: {v}\r\n" for k, v in msg) + "\r\n"
-        return body.encode("utf-8", "surrogateescape")
 
 
 def _address(sockaddr: Any, tls: bool) -> tuple[str, str]:
@@ -101,199 +62,6 @@ def _address(sockaddr: Any, tls: bool) -> tuple[str, str]:
     ip, port = str(sockaddr[0]), int(sockaddr[1])
     family = "IPV6" if ":" in ip else "IPV4"
     return ip, f"{family}/{'TLS' if tls else 'TCP'}/{ip}/{port}"
-
-
-class SimCore:
-    """Shared simulator state; every method runs on the simulator's event loop.
-
-    Args:
-        profile: the effective profile (faults applied).
-        faults: active fault names.
-        seed: makes challenges, session ids and the PBX deterministic.
-        fail_delay: seconds before ``Authentication failed`` (Asterisk: ``sleep(1)``).
-        errors: list that collects handler exceptions (re-raised by the Simulator).
-    """
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        profile: Profile,
-        faults: frozenset[str],
-        *,
-        seed: int = 0,
-        fail_delay: float = 1.0,
-        errors: list[BaseException] | None = None,
-    ) -> None:
-        self.loop = loop
-        self.profile = profile
-        self.faults = faults
-        self.seed = seed
-        self.fail_delay = fail_delay
-        self.errors: list[BaseException] = [] if errors is None else errors
-        self.rng = random.Random(seed)
-        self.users: dict[str, User] = {}
-        self.set_users(profile.users)
-        self.sessions: set[AmiSession] = set()
-        self.authed: dict[AmiSession, None] = {}  # ordered set: broadcast order = login order
-        self.unauth = 0
-        self.crashed = False
-        self._session_seq = 0
-        self._mask_cache: dict[frozenset[str], int] = {}
-        s = profile.settings
-        f = faults
-        self.banner = ((_BANNER_FAULT if "banner-mismatch" in f else s.banner) + "\r\n").encode()
-        self.auth_timeout: float | None = (
-            None
-            if "no-auth-timeout" in f
-            else float(s.auth_timeout_s if s.auth_timeout_s >= 1 else 30)
-        )
-        self.auth_limit: int | None = None if "auth-limit-ignored" in f else s.auth_limit
-        self.write_timeout = max(s.write_timeout_ms, 1) / 1000.0
-        self.timestamps = s.timestamp_events != ("timestamp-mismatch" in f)
-        self.table = STOCK_ACTION_PRIVILEGES if "bridge-unprivileged" in f else ACTION_PRIVILEGES
-        # fault switches as plain attributes: the hot path tests booleans, not set membership
-        self.fx_slow = "slow-responses" in f
-        self.fx_nul_close = "nul-closes-session" in f
-        self.fx_crash = "crash-on-hostile" in f
-        self.fx_crlf_only = "crlf-only" in f
-        self.fx_segment = "segment-sensitive" in f
-        self.fx_pipeline_drop = "pipeline-drop" in f
-        self.fx_tls_stall = "tls-pipeline-stall" in f
-        self.fx_long_line = "long-line-desync" in f
-        self.fx_header_limit = "header-limit-ignored" in f
-        self.fx_case_keys = "case-sensitive-keys" in f
-        self.fx_error_text = "error-text" in f
-        self.fx_preauth = "preauth-actions" in f
-        self.fx_user_enum = "user-enumeration" in f
-        self.fx_acl_ignored = "acl-ignored" in f
-        self.fx_empty_acl = "empty-acl-allows" in f
-        self.fx_challenge = "challenge-broken" in f
-        self.fx_logoff = "logoff-ignored" in f
-        self.fx_event_leak = "event-leak" in f
-        self.fx_priv_leak = "privilege-leak" in f
-        self.fx_getconfig = "getconfig-traversal" in f
-        self.handlers: dict[str, Handler] = {}
-        self.pbx: Pbx
-        self._load_handlers()
-
-    # -- wiring -----------------------------------------------------------------------------
-    def _load_handlers(self) -> None:
-        """HANDLERS, plus ListCommands-listed actions without a handler (via dispatch)."""
-        self.handlers.update(_handlers.HANDLERS)
-        for name in _handlers.SYNOPSIS:
-            low = name.lower()
-            if low not in self.handlers and low not in _CORE_ACTIONS:
-                self.handlers[low] = self._via_dispatch
-        self.pbx = Pbx(self.seed, self.call_later, self.emit)
-
-    def _via_dispatch(self, ctx: ActionContext, req: Request) -> None:
-        err = _handlers.dispatch(ctx, req)
-        if err is not None:
-            self.errors.append(err)
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
-        """PBX timers; exceptions are collected, never lost."""
-
-        def run() -> None:
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - collected and re-raised at teardown
-                self.errors.append(exc)
-
-        return self.loop.call_later(delay, run)
-
-    def set_users(self, users: Iterable[User]) -> None:
-        """Asterisk finds users case-insensitively; the first of equal names wins."""
-        table: dict[str, User] = {}
-        for u in users:
-            table.setdefault(u.username.lower(), u)
-        self.users = table
-
-    def next_session_id(self) -> str:
-        """``0x7efcac001068`` style (``%p`` of the session struct), deterministic."""
-        self._session_seq += 1
-        base = 0x7EFC00001068 + (self.seed % 0x100) * 0x100000000
-        return f"0x{base + self._session_seq * 0xC000000:x}"
-
-    def challenge(self) -> str:
-        """``ast_random()`` cut to 9 characters: a 9-digit decimal string."""
-        return str(self.rng.randrange(100_000_000, 1_000_000_000))
-
-    def class_mask(self, classes: frozenset[str]) -> int:
-        mask = self._mask_cache.get(classes)
-        if mask is None:
-            mask = self._mask_cache[classes] = names_to_mask(classes)
-        return mask
-
-    def crash(self) -> None:
-        """crash-on-hostile: the listener stops accepting until reset()."""
-        self.crashed = True
-
-    def reset_sessions(self) -> None:
-        """Close every session, clear the crash-on-hostile state, reset the PBX."""
-        for sess in list(self.sessions):
-            sess.abort()
-        self.crashed = False
-        if self.pbx is not None:
-            self.pbx.reset()
-
-    # -- events -----------------------------------------------------------------------------
-    def emit(self, event: Message, classes: frozenset[str]) -> None:
-        """Broadcast ``event`` to every logged-in session whose read privileges and event
-        mask cover all of ``classes``; adds ``Timestamp:`` after ``Privilege:`` if enabled."""
-        if not self.authed:
-            return
-        if self.timestamps:
-            items = event.items
-            items.insert(2, ("Timestamp", _timestamp()))
-            event = Message(items)
-        need = self.class_mask(classes)
-        data = wire(event)
-        for sess in list(self.authed):
-            if sess.event_bits & need == need:
-                sess.write(data)
-
-    def security(
-        self, name: str, sess: AmiSession, account: str, extras: Iterable[tuple[str, str]] = ()
-    ) -> None:
-        """A main/security_events.c event (ami-reference.md section 2 header order)."""
-        if not self.authed:
-            return
-        items = [
-            ("EventTV", _tv()),
-            ("Severity", "Informational" if name == "SuccessfulAuth" else "Error"),
-            ("Service", "AMI"),
-            ("EventVersion", "2" if name == "InvalidPassword" else "1"),
-            ("AccountID", account),
-            ("SessionID", sess.session_id),
-            ("LocalAddress", sess.local),
-            ("RemoteAddress", sess.remote),
-            *extras,
-            ("SessionTV", sess.session_tv),
-        ]
-        self.emit(replies.event(name, ("security",), items), frozenset({"security"}))
-
-    # -- checks -----------------------------------------------------------------------------
-    def acl_ok(self, user: User, ip: str) -> bool:
-        """The UCM rule (empty list denies all) unless a fault breaks it."""
-        if self.fx_acl_ignored:
-            return True
-        if not user.permitted:
-            return self.fx_empty_acl
-        return acl_allows(user.permitted, ip)
-
-    def allowed(self, privs: tuple[str, ...], action: str) -> bool:
-        """process_message: authority 0, or any required class in the user's write perms."""
-        if self.fx_getconfig and action in _GETCONFIG:
-            return True   # getconfig-traversal: GetConfig for every user (handler reads ../)
-        need = required_classes(action, self.table)
-        if need is None:
-            return "all" in privs  # an action the table does not know: only "all" runs it
-        if not need:
-            return True
-        if self.fx_priv_leak and need & _LEAK_CLASSES:
-            return True
-        return names_to_mask(privs) & names_to_mask(need) != 0
 
 
 class AmiSession(asyncio.Protocol):
@@ -326,6 +94,9 @@ class AmiSession(asyncio.Protocol):
         self._close_after_slow = False
         self._last_cr = False
         self._allowed: dict[str, bool] = {}
+        self._backlog: deque[Request] = deque()
+        self._turn: asyncio.Handle | None = None
+        self._write_paused = False
 
     # -- connection -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -347,7 +118,7 @@ class AmiSession(asyncio.Protocol):
         self.ip, self.remote = _address(transport.get_extra_info("peername"), self.tls)
         self.local = _address(transport.get_extra_info("sockname"), self.tls)[1]
         self.session_id = core.next_session_id()
-        self.session_tv = _tv()
+        self.session_tv = tv()
         transport.set_write_buffer_limits(high=WRITE_BUFFER_BOUND)
         if core.auth_timeout is not None:
             self._auth_timer = core.loop.call_later(core.auth_timeout, self._auth_expired)
@@ -361,10 +132,12 @@ class AmiSession(asyncio.Protocol):
         if self.counted:
             core.unauth -= 1
             self.counted = False
-        for timer in (self._auth_timer, self._write_timer):
+        for timer in (self._auth_timer, self._write_timer, self._turn):
             if timer is not None:
                 timer.cancel()
+        self._turn = None
         self._slowq.clear()
+        self._backlog.clear()
 
     def abort(self) -> None:
         """Drop the connection now; the bookkeeping is immediate (reset() relies on it)."""
@@ -380,6 +153,7 @@ class AmiSession(asyncio.Protocol):
 
     def close_after_writes(self) -> None:
         self.closing = True
+        self._backlog.clear()
         self._flush()
         if self._slowq:
             self._close_after_slow = True
@@ -390,7 +164,7 @@ class AmiSession(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Queue one message's bytes.
 
-        Answers to one read's worth of pipelined actions go out in one write (like the
+        Answers to one turn's worth of pipelined actions go out in one write (like the
         segments a busy Asterisk coalesces); a lone action's answer is one write.
         """
         if self._batch is not None:
@@ -399,9 +173,10 @@ class AmiSession(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self.core.fx_slow:
+        delay = self.core.behaviour.reply_delay_s
+        if delay:
             self._slowq.append(data)
-            self.core.loop.call_later(_SLOW_S, self._slow_pop)
+            self.core.loop.call_later(delay, self._slow_pop)
             return
         transport.write(data)
 
@@ -425,37 +200,49 @@ class AmiSession(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The peer is not reading: stop reading it too (bounded memory, like Asterisk's
         # blocking write) and drop it if the backlog lasts longer than writetimeout.
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        self._write_paused = True
+        self._reading(False)
         self._write_timer = self.core.loop.call_later(
             self.core.write_timeout, self._write_timed_out
         )
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if self.transport is not None and not self.transport.is_closing() and not self.closing:
-            self.transport.resume_reading()
+        self._reading(not self._backlog)
 
     def _write_timed_out(self) -> None:
         self._write_timer = None
         self.abort()
+
+    def _reading(self, on: bool) -> None:
+        """Pause or resume reading; resumed only when nothing holds it (closing, a full
+        write buffer, a backlog of framed actions)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not on:
+            transport.pause_reading()
+        elif not (self.closing or self._write_paused or self._backlog or self.stalled):
+            transport.resume_reading()
 
     # -- input ------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self.closing or self.stalled:
             return
         core = self.core
+        b = core.behaviour
         if b"\0" in data:
-            if core.fx_crash:
+            if b.crash_on_hostile:
                 core.crash()
-            if core.fx_nul_close:
+            if b.nul_closes_session:
                 self.abort()
                 return
-        if core.fx_crlf_only:
+        if not b.bare_lf_ends_line:
             data = self._hide_bare_lf(data)
-        if core.fx_segment:
+        if not b.keep_partial_lines:
             cut = data.rfind(b"\n")
             if cut < 0:
                 return
@@ -464,23 +251,42 @@ class AmiSession(asyncio.Protocol):
         if not reqs:
             return
         if len(reqs) > 1:
-            if core.fx_pipeline_drop:
-                reqs = reqs[:1]
-            elif core.fx_tls_stall and self.tls:
+            if b.actions_per_read is not None:
+                reqs = reqs[: b.actions_per_read]
+            if b.tls_stall_on_pipeline and self.tls:
                 reqs = reqs[:1]
                 self.stalled = True
+        self._backlog.extend(reqs)
+        if self._turn is None:
+            self._run_turn()
+
+    def _run_turn(self) -> None:
+        """Run up to ACTIONS_PER_TURN framed actions; the rest waits for the next turn."""
+        self._turn = None
+        backlog = self._backlog
         self._batch = []
+        end = time.monotonic() + TURN_BUDGET_S
         try:
-            for req in reqs:
+            for _ in range(min(len(backlog), ACTIONS_PER_TURN)):
                 if self.closing:
                     break
-                self.process(req)
+                self.process(backlog.popleft())
+                if time.monotonic() > end:
+                    break
             self._flush()
         except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the loop
-            core.errors.append(exc)
+            self.core.errors.append(exc)
             self.abort()
+            return
         finally:
             self._batch = None
+        if self.closing:
+            backlog.clear()
+        elif backlog:
+            self._reading(False)
+            self._turn = self.core.loop.call_soon(self._run_turn)
+        else:
+            self._reading(True)
 
     def _hide_bare_lf(self, data: bytes) -> bytes:
         """crlf-only: a bare LF is not a line end (turned into a space)."""
@@ -491,39 +297,31 @@ class AmiSession(asyncio.Protocol):
             self._last_cr = data[-1:] == b"\r"
         return head + _BARE_LF.sub(b" ", data)
 
-    def _action_id(self, req: Request) -> str | None:
-        # astman_send_response_full: ActionID only when present and non-empty
-        return req.header("ActionID") or None
+    def _refuse(self, aid: str | None, action: str) -> None:
+        self.send(replies.error(aid, "Permission denied"))
+        self.core.security(
+            "RequestNotAllowed", self, self.username, [("RequestType", f"Action: {action}")]
+        )
 
     def process(self, req: Request) -> None:
         """process_message / do_message for one framed request."""
         core = self.core
+        b = core.behaviour
         error = req.error
         if error is not None:
-            if core.fx_crash:
+            if b.crash_on_hostile:
                 core.crash()
             if not (
-                (error == LINE_TOO_LONG and core.fx_long_line)
-                or (error == TOO_MANY_LINES and core.fx_header_limit)
+                (error == LINE_TOO_LONG and not b.refuse_long_lines)
+                or (error == TOO_MANY_LINES and not b.refuse_many_headers)
             ):
-                self.send(replies.error(self._action_id(req), error))
+                self.send(replies.error(req.header("ActionID") or None, error))
                 return
-        if core.fx_case_keys:
-            action = next(
-                (
-                    ln[7:].lstrip()
-                    for ln in req.lines
-                    if ln.startswith("Action:") and ln[7:].strip()
-                ),
-                "",
-            )
-        else:
-            action = req.header("Action", skip_empty=True)
+        action = b.action_of(req)
+        # astman_send_response_full: ActionID only when present and non-empty
         aid = req.header("ActionID") or None
         if not action:
-            self.send(
-                replies.error(aid, _ALT_MISSING_ACTION if core.fx_error_text else MISSING_ACTION)
-            )
+            self.send(replies.error(aid, b.missing_action_text))
             # security events travel through stasis in Asterisk: they arrive after the reply
             core.security(
                 "RequestBadFormat", self, self.username, [("RequestType", "Action: NONE")]
@@ -532,30 +330,26 @@ class AmiSession(asyncio.Protocol):
         low = action.lower()
         if low in _PREAUTH:
             if low == "login":
-                self._login(req, aid)
+                auth.login(self, req, aid)
             elif low == "logoff":
                 self.send(replies.response("Goodbye", aid, "Thanks for all the fish."))
-                if not core.fx_logoff:
+                if b.close_on_logoff:
                     self.close_after_writes()
             else:
-                self._challenge(req, aid)
+                auth.challenge(self, req, aid)
             return
         privs = self.privs
         if not self.authed:
-            if not core.fx_preauth:
-                self.send(replies.error(aid, "Permission denied"))
-                core.security(
-                    "RequestNotAllowed", self, self.username, [("RequestType", f"Action: {action}")]
-                )
+            if b.login_required:
+                self._refuse(aid, action)
                 return
             privs = ("all",)
         if low == "events":
-            self._events(req, aid)
+            auth.events(self, req, aid)
             return
         handler = core.handlers.get(low)
         if handler is None:
-            text = _ALT_UNKNOWN_COMMAND if core.fx_error_text else UNKNOWN_COMMAND
-            self.send(replies.error(aid, text.format(action)))
+            self.send(replies.error(aid, b.unknown_command_text.format(action)))
             core.security(
                 "RequestBadFormat", self, self.username, [("RequestType", f"Action: {action}")]
             )
@@ -566,10 +360,7 @@ class AmiSession(asyncio.Protocol):
             if privs is self.privs:
                 self._allowed[low] = ok
         if not ok:
-            self.send(replies.error(aid, "Permission denied"))
-            core.security(
-                "RequestNotAllowed", self, self.username, [("RequestType", f"Action: {action}")]
-            )
+            self._refuse(aid, action)
             return
         ctx = ActionContext(
             session_id=self.session_id,
@@ -583,6 +374,7 @@ class AmiSession(asyncio.Protocol):
             local=self.local,
             remote=self.remote,
             tls=self.tls,
+            behaviour=b,
         )
         try:
             handler(ctx, req)
@@ -590,105 +382,27 @@ class AmiSession(asyncio.Protocol):
             core.errors.append(HandlerError(action, exc))
             self.send(replies.error(aid, "Internal simulator error"))
 
-    # -- core actions -----------------------------------------------------------------------
-    def _challenge(self, req: Request, aid: str | None) -> None:
-        if req.header("AuthType").lower() == "md5":
-            if not self.challenge_value:
-                self.challenge_value = self.core.challenge()
-            self.send(replies.response("Success", aid, None, [("Challenge", self.challenge_value)]))
-        else:
-            self.send(replies.error(aid, "Must specify AuthType"))
-
-    def _events(self, req: Request, aid: str | None) -> None:
-        mask = strings_to_mask(req.header("EventMask"))
-        if mask is None:
-            self.send(replies.error(aid, "Invalid event mask"))
-            return
-        self.send_events = mask
-        self._update_event_bits()
-        self.send(replies.response("Success", aid, None, [("Events", "On" if mask else "Off")]))
-
-    def _update_event_bits(self) -> None:
-        read = ALL_MASK if self.core.fx_event_leak else self.read_mask
-        self.event_bits = read & self.send_events
-
-    def _login(self, req: Request, aid: str | None) -> None:
-        core = self.core
-        if self.authed:
-            self.send(replies.success(aid, "Already authenticated"))
-            return
-        username = req.header("Username")
-        user = core.users.get(username.lower()) if username else None
-        ok = False
-        if not username:
-            pass
-        elif user is None:
-            core.security("InvalidAccountID", self, username)
-            if core.fx_user_enum:
-                self.send(replies.error(aid, "Invalid username"))
-                self.close_after_writes()
-                return
-        elif not core.acl_ok(user, self.ip):
-            core.security("FailedACL", self, username)
-        elif req.header("AuthType").lower() == "md5":
-            key = req.header("Key")
-            if key and self.challenge_value and user.secret is not None:
-                # challenge-broken: the digest of the pieces in the wrong order
-                text = (
-                    user.secret + self.challenge_value
-                    if core.fx_challenge
-                    else self.challenge_value + user.secret
-                )
-                expected = hashlib.md5(text.encode("utf-8", "surrogateescape")).hexdigest()
-                if key == expected:
-                    ok = True
-                else:
-                    core.security(
-                        "ChallengeResponseFailed",
-                        self,
-                        username,
-                        [
-                            ("Challenge", self.challenge_value),
-                            ("Response", key),
-                            ("ExpectedResponse", expected),
-                        ],
-                    )
-        elif user.secret is not None:
-            if req.header("Secret") == user.secret:
-                ok = True
-            else:
-                core.security("InvalidPassword", self, username)
-        if not ok or user is None:
-            self._fail(aid)
-            return
-        # success (action_login after authenticate)
+    # -- what auth.py needs -----------------------------------------------------------------
+    def logged_in(self) -> None:
+        """Bookkeeping of a successful Login: no longer unauthenticated, no auth timer."""
         self.authed = True
         if self.counted:
-            core.unauth -= 1
+            self.core.unauth -= 1
             self.counted = False
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
-        self.username = username
-        self.privs = tuple(user.privileges)
-        self.read_mask = names_to_mask(self.privs)
         self._allowed.clear()
-        events = strings_to_mask(req.header("Events"))
-        if events is not None:
-            self.send_events = events
-        self._update_event_bits()
-        self.session_tv = _tv()
-        self.send(replies.success(aid, "Authentication accepted"))
-        if self.send_events & _SYSTEM and self.read_mask & _SYSTEM:
-            self.write(_FULLY_BOOTED)
-        core.authed[self] = None
-        core.security("SuccessfulAuth", self, username, [("UsingPassword", "0")])
 
-    def _fail(self, aid: str | None) -> None:
+    def update_event_bits(self) -> None:
+        read = self.read_mask if self.core.behaviour.events_by_read_privilege else ALL_MASK
+        self.event_bits = read & self.send_events
+
+    def fail(self, aid: str | None) -> None:
         """authenticate() failed: sleep(1), ``Authentication failed``, close."""
         self.closing = True
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._backlog.clear()
+        self._reading(False)
         self.core.loop.call_later(self.core.fail_delay, self._fail_finish, aid)
 
     def _fail_finish(self, aid: str | None) -> None:

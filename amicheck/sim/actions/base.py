@@ -17,6 +17,7 @@ from amicheck.privileges import Privilege, names_to_mask
 from amicheck.profile import Profile
 from amicheck.protocol.message import Message
 from amicheck.sim import replies
+from amicheck.sim.behaviour import COMPLIANT, Behaviour
 from amicheck.sim.pbx import Channel, Pbx
 
 __all__ = [
@@ -50,6 +51,8 @@ class ActionContext:
     local: str
     remote: str
     tls: bool
+    #: how to behave (``faults`` are the names, for information only)
+    behaviour: Behaviour = COMPLIANT
 
 
 Handler = Callable[[ActionContext, RequestLike], None]

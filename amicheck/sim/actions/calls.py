@@ -61,7 +61,7 @@ def _originate(ctx: ActionContext, req: RequestLike) -> None:
     if not slash:
         return err(ctx, "Invalid channel")
     cid_name, cid_num = callerid_parse(req.header("CallerID"))
-    if app and not has_system(ctx) and "originate-system" not in ctx.faults:
+    if app and not has_system(ctx) and ctx.behaviour.originate_apps_need_system:
         low = app.lower()
         if any(word in low for word in _FORBIDDEN_APPS):
             return err(ctx, "Originate Access Forbidden: Application")
@@ -184,7 +184,7 @@ def _coreshowchannels(ctx: ActionContext, req: RequestLike) -> None:
 
 def _var_forbidden(ctx: ActionContext, text: str) -> bool:
     """function_capable_string_allowed_with_auths: SHELL/EVAL need the system class."""
-    if has_system(ctx) or "getvar-shell" in ctx.faults:
+    if has_system(ctx) or not ctx.behaviour.functions_need_system:
         return False
     return "SHELL" in text or "EVAL" in text
 

@@ -33,7 +33,7 @@ def _config_key(ctx: ActionContext, fn: str) -> str | None:
     directory is refused unless the getconfig-traversal fault is on)."""
     path = posixpath.normpath(posixpath.join("/etc/asterisk", fn))
     inside = path.startswith("/etc/asterisk/")
-    if not inside and "getconfig-traversal" not in ctx.faults:
+    if not inside and ctx.behaviour.config_paths_confined:
         err(ctx, "File requires escalated priveledges")
         return None
     key = path[len("/etc/asterisk/"):] if inside else path
