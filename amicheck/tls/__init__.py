@@ -8,11 +8,14 @@
   :class:`ScanResult` of :mod:`~amicheck.tls.model`.
 * :mod:`~amicheck.tls.plaintext` -- does a port answer plaintext AMI?
 
-Importing this package is cheap: sslyze (about 1 s to import) loads on the first scan.
+Importing this package is cheap (sslyze, about 1 s to import, loads on the first scan) and
+loads every submodule, so that a process importing it once never mixes two copies of the
+result classes (pytester's in-process runs restore ``sys.modules`` between runs).
 """
 
 from __future__ import annotations
 
+from amicheck.tls import checks, plaintext
 from amicheck.tls.certificate import (
     MAX_TLS_FILE_BYTES,
     CertInfo,
@@ -56,6 +59,8 @@ __all__ = [
     "TlsVersion",
     "VersionScan",
     "audit_pem_files",
+    "checks",
+    "plaintext",
     "cert_info",
     "cert_report",
     "end_entity_problems",
