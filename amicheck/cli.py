@@ -337,6 +337,12 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
 
 
 def _cmd_pcap(args: argparse.Namespace) -> int:
+    ports: list[int] = []
+    for text in args.port:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+            _err(f"--port: port must be 1-65535, got {text!r}")
+            return EXIT_USAGE
+        ports.append(int(text))
     from amicheck.capture import CaptureFileError, check_capture_path
 
     path = Path(args.file)
@@ -345,12 +351,6 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except CaptureFileError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    ports: list[int] = []
-    for text in args.port:
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-            _err(f"--port: port must be 1-65535, got {text!r}")
-            return EXIT_USAGE
-        ports.append(int(text))
     from scapy.error import Scapy_Exception
 
     from amicheck.capture import format_ami, read_ami

@@ -56,11 +56,11 @@ __all__ = [
 
 _EVENT = MessageKind.EVENT
 #: Default bound on unclaimed messages (mostly events) kept for wait_event/read_messages.
-DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_MAX_EVENTS = 5_000
 #: Default bound on their estimated memory (a parsed 340-byte event costs ~4.4 KB).
-DEFAULT_MAX_EVENT_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 #: Default bound on the raw bytes kept in ``received`` (framing checks read a few KB).
-DEFAULT_MAX_RECEIVED = 8 * 1024 * 1024
+DEFAULT_MAX_RECEIVED = 4 * 1024 * 1024
 _MB = 1024 * 1024
 _INF = math.inf
 _RECEIVED = Direction.RECEIVED

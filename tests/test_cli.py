@@ -74,7 +74,7 @@ def test_pcap_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"this is not a capture")
     assert main(["pcap", str(bad)]) == 2
-    assert "not a readable capture" in _one_error_line(capsys.readouterr().err)
+    assert "not a pcap or pcapng file" in _one_error_line(capsys.readouterr().err)
 
 
 def test_pcap_prints_messages(sim: Simulator, tmp_path: Path,

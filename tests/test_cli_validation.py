@@ -155,7 +155,7 @@ def test_unknown_run_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_pcap_of_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert f"{tmp_path} is a directory, not a capture file" in _bad(["pcap", str(tmp_path)],
+    assert f"{tmp_path}: is a directory, not a capture file" in _bad(["pcap", str(tmp_path)],
                                                                     capsys)
 
 
@@ -166,7 +166,7 @@ def test_pcap_of_a_fifo_does_not_hang(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_pcap_of_a_device(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "/dev/null is a device, not a capture file" in _bad(["pcap", "/dev/null"], capsys)
+    assert "/dev/null: is a device, not a capture file" in _bad(["pcap", "/dev/null"], capsys)
 
 
 def test_pcap_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
