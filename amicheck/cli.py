@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sim", help="serve the UCM simulator in the foreground (see 'amicheck sim -h')",
                    add_help=False)
     sub.add_parser("bench", help="client benchmarks (see 'amicheck bench -h')", add_help=False)
+    for name, text in (
+        ("init", "write a first profile from one credential"),
+        ("fleet", "audit many targets at once"),
+        ("merge", "combine fleet shards into one report"),
+        ("diff", "what got worse between two reports"),
+    ):
+        sub.add_parser(name, help=f"{text} (see 'amicheck {name} -h')", add_help=False)
     pcap = sub.add_parser("pcap", help="print the AMI messages of a capture file")
     pcap.add_argument("file", metavar="FILE", help="pcap or pcapng file")
     pcap.add_argument("--port", action="append", default=[], metavar="PORT",
@@ -430,9 +437,20 @@ def _bench_main(argv: list[str]) -> int:
 
 #: Subcommands with their own argument parser: ``amicheck NAME ARGS...`` -> ``main(ARGS)``.
 #: (``init``, ``fleet``, ``merge`` and ``diff`` join here from amicheck.fleet.cli.)
+def _fleet_main(name: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        from amicheck.fleet import cli as fleet_cli
+
+        sub_main: Callable[[list[str]], int] = getattr(fleet_cli, f"main_{name}")
+        return _delegate(sub_main, argv)
+
+    return run
+
+
 DELEGATED: dict[str, Callable[[list[str]], int]] = {
     "sim": _sim_main,
     "bench": _bench_main,
+    **{name: _fleet_main(name) for name in ("init", "fleet", "merge", "diff")},
 }
 
 #: Subcommands parsed by :func:`build_parser`, by name.
