@@ -265,3 +265,21 @@ def test_server_context_one_deviation_each(
         r = scan("127.0.0.1", srv.port, timeout=5.0)
         assert {v.value for v in r.accepted_versions()} == versions
         assert {c.value for c in r.weak_classes()} == weak
+
+
+def test_fetch_certificate_chain(
+    tls_server: LoopbackServer, plaintext: LoopbackServer, pems: dict[str, tuple[Path, Path]]
+) -> None:
+    from amicheck.errors import ConnectError
+    from amicheck.tls.certificate import same_certificate
+    from amicheck.tls.chain import fetch_certificate_chain
+
+    chain = fetch_certificate_chain("127.0.0.1", tls_server.port, timeout=5)
+    assert same_certificate(chain[0], pems["good"][0])
+    with pytest.raises(ConnectError, match="no TLS certificate"):
+        fetch_certificate_chain("127.0.0.1", plaintext.port, timeout=2)
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ConnectError, match="connect"):
+        fetch_certificate_chain("127.0.0.1", port, timeout=1)

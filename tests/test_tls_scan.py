@@ -110,12 +110,28 @@ def test_evidence_is_json(compliant: tuple[ScanResult, bytes]) -> None:
     assert "  TLSv1.3: TLS_" in text and "  SSLv3: refused" in text and "curves: X25519" in text
 
 
-def test_compliant_leaf_is_not_yet_an_end_entity(compliant: tuple[ScanResult, bytes]) -> None:
-    """Today's simulator serves a self-signed CA:TRUE leaf (issue 8): the rule sees it."""
+def test_compliant_leaf_is_an_end_entity(compliant: tuple[ScanResult, bytes]) -> None:
+    """The simulator's default certificate: a CA-signed CA:FALSE leaf covering 127.0.0.1."""
     r, _ = compliant
     assert r.leaf is not None
-    codes = {p.code for p in end_entity_problems(cert_info(r.leaf), [HOST])}
-    assert "ca-leaf" in codes
+    assert end_entity_problems(cert_info(r.leaf), [HOST, "localhost"]) == ()
+    assert not cert_info(r.leaf).self_signed
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"), [("tls-ca-leaf", "ca-leaf"), ("tls-no-san", "no-san")]
+)
+def test_fault_leaf_not_end_entity(fault: str, code: str) -> None:
+    r, _ = _sim_scan(fault)
+    assert r.leaf is not None
+    assert [p.code for p in end_entity_problems(cert_info(r.leaf), [HOST])] == [code]
+
+
+def test_fault_weak_dh_and_no_tls13() -> None:
+    r, _ = _sim_scan("tls-weak-dh")
+    assert r.dh_groups() == (1024,) and TlsVersion.TLS1_3 in r.accepted_versions()
+    r, _ = _sim_scan("tls-no-tls13")
+    assert r.accepted_versions() == (TlsVersion.TLS1_2,)
 
 
 def test_fault_tls_legacy() -> None:
@@ -149,10 +165,11 @@ def test_fault_served_certificate(fault: str, code: str) -> None:
     assert code in cert_report(r.leaf).codes
 
 
-def test_fault_weak_cert_key_also_widens_suites() -> None:
-    """Issue 8 point 4: weak-cert-key adds CBC suites at TLS 1.2 (a second deviation)."""
+def test_fault_weak_cert_key_is_one_deviation(compliant: tuple[ScanResult, bytes]) -> None:
+    """Issue 8 point 4: weak-cert-key serves the weak certificate and nothing else differs."""
     r, _ = _sim_scan("weak-cert-key")
-    assert r.by_class(CipherClass.CBC)
+    assert not r.by_class(CipherClass.CBC)
+    assert {s.name for s in r.suites()} == {s.name for s in compliant[0].suites()}
 
 
 def test_fault_cert_mismatch() -> None:

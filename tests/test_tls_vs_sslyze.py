@@ -50,6 +50,10 @@ SIM_FAULTS = (
     "tls-legacy",
     "tls-weak-ciphers",
     "plaintext-on-tls-port",
+    "tls-weak-dh",
+    "tls-no-tls13",
+    "tls-ca-leaf",
+    "tls-no-san",
 )
 
 

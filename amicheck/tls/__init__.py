@@ -15,7 +15,7 @@ result classes (pytester's in-process runs restore ``sys.modules`` between runs)
 
 from __future__ import annotations
 
-from amicheck.tls import checks, plaintext
+from amicheck.tls import chain, checks, plaintext
 from amicheck.tls.certificate import (
     MAX_TLS_FILE_BYTES,
     CertInfo,
@@ -59,6 +59,7 @@ __all__ = [
     "TlsVersion",
     "VersionScan",
     "audit_pem_files",
+    "chain",
     "checks",
     "plaintext",
     "cert_info",
