@@ -11,7 +11,6 @@ makes every other live TLS check an error that says so.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +40,8 @@ SCAN_DEADLINE = 60.0
 STRENGTH_CODES = frozenset({"weak-key", "weak-signature"})
 #: Codes of the static file check (parse, size, pair).
 FILE_CODES = frozenset({"bad-pem", "too-big", "unreadable", "key-mismatch"})
-#: user_properties name carrying the scan evidence (versions, suites) as JSON.
+#: user_properties name carrying the scan evidence (versions and suites accepted, curves,
+#: DH groups, vulnerabilities) as report text; :meth:`ScanResult.evidence` is the JSON form.
 EVIDENCE_PROPERTY = "ami_tls_evidence"
 
 _SCANS: dict[tuple[str, int], ScanResult] = {}
@@ -67,7 +67,7 @@ def _scan(target: Target) -> ScanResult:
 
 
 def _evidence(request: pytest.FixtureRequest, result: ScanResult) -> None:
-    request.node.user_properties.append((EVIDENCE_PROPERTY, json.dumps(result.evidence())))
+    request.node.user_properties.append((EVIDENCE_PROPERTY, result.evidence_text()))
 
 
 _LIVE: dict[str, checks.Check] = {
