@@ -287,9 +287,15 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
         print(f"amicheck {report.status}: {counts}", file=out)
     faults = f" faults={','.join(report.faults)}" if report.faults else ""
     print(f"target {report.target}{faults}, profile {report.profile}", file=out)
-    problems = report.problems()
+    from amicheck.plugin.reporting import baseline_line
+
+    compared = baseline_line(report)
+    if compared is not None:
+        print(compared, file=out)
+    problems = sorted(report.problems(), key=lambda r: not report.is_regression(r))
     for r in problems[:_MAX_LISTED]:
-        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}", file=out)
+        new = "  (regression)" if report.is_regression(r) else ""
+        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}{new}", file=out)
         for line in _gist(r.message):
             print(f"        {line}", file=out)
     if len(problems) > _MAX_LISTED:
@@ -300,7 +306,12 @@ def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | N
 
 
 def _exit_status(code: int, report: RunReport | None) -> int:
-    """amicheck's exit status from pytest's and the report (see the module docstring)."""
+    """amicheck's exit status from pytest's and the report (see the module docstring).
+
+    With ``--baseline`` only regressions fail the run: the plugin (which alone knows whether
+    pytest stopped early) turns pytest's 1 into 0 when every failure was already in the
+    baseline, so the status here stays a function of pytest's.
+    """
     import pytest
 
     if code == int(pytest.ExitCode.INTERRUPTED):
@@ -358,9 +369,7 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except CaptureFileError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    from scapy.error import Scapy_Exception
-
-    from amicheck.capture import format_ami, read_ami
+    from amicheck.capture import READ_ERRORS, format_ami, read_ami
 
     count = 0
     try:
@@ -370,7 +379,7 @@ def _cmd_pcap(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # the reader went away (`amicheck pcap f | head`): not an error
         _silence_stdout()
         return EXIT_OK
-    except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
+    except READ_ERRORS as exc:
         _err(f"{path}: not a readable capture ({exc})")
         return EXIT_USAGE
     if count == 0:
@@ -390,7 +399,8 @@ def _cmd_faults(args: argparse.Namespace) -> int:
 
     width = max(len(n) for n in FAULTS)
     for name, fault in FAULTS.items():
-        print(f"{name:<{width}}  {fault.description}")
+        fails = ", ".join((*fault.fails, *(f"{r} (slow)" for r in fault.fails_slow)))
+        print(f"{name:<{width}}  {fault.description}  [fails {fails}]")
     return EXIT_OK
 
 

@@ -21,25 +21,21 @@ from collections.abc import Callable
 from types import TracebackType
 
 from amicheck.deadline import Deadline
-from amicheck.errors import (
-    AmiTimeoutError,
-    AuthenticationError,
-    ConnectionClosedError,
-    RemoteProtocolError,
-)
+from amicheck.errors import AmiTimeoutError, ConnectionClosedError, RemoteProtocolError
+from amicheck.login import LoginMixin, LoginRefused
 from amicheck.protocol import Message, MessageKind, Parser
-from amicheck.protocol.grammar import BANNER_PREFIX, DEFAULT_MAX_MESSAGE_SIZE, MAX_BANNER
+from amicheck.protocol.events import EventSearch, MessageQueue
+from amicheck.protocol.grammar import DEFAULT_MAX_MESSAGE_SIZE
 from amicheck.protocol.session import (
     HEADER_COST,
     ClientSession,
     Deviation,
+    FirstLine,
     HeaderValue,
     ListItem,
-    MessageQueue,
     Reply,
     State,
 )
-from amicheck.redaction import md5_key
 from amicheck.transcript import Direction, Transcript
 from amicheck.transport import RECV_SIZE, ByteRecord, Stream, open_tcp, tls_client_context
 
@@ -56,30 +52,23 @@ __all__ = [
 
 _EVENT = MessageKind.EVENT
 #: Default bound on unclaimed messages (mostly events) kept for wait_event/read_messages.
-DEFAULT_MAX_EVENTS = 5_000
+DEFAULT_MAX_EVENTS = 2_000
 #: Default bound on their estimated memory (a parsed 340-byte event costs ~4.4 KB).
-DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 2 * 1024 * 1024
 #: Default bound on the raw bytes kept in ``received`` (framing checks read a few KB).
-DEFAULT_MAX_RECEIVED = 4 * 1024 * 1024
+DEFAULT_MAX_RECEIVED = 1024 * 1024
 _MB = 1024 * 1024
 _INF = math.inf
 _RECEIVED = Direction.RECEIVED
-
-
-class LoginRefused(AuthenticationError):
-    """The server answered Login (or Challenge) with an error; ``response`` is its reply."""
-
-    def __init__(self, message: str, response: Message | None) -> None:
-        super().__init__(message)
-        self.response = response
 
 
 #: The answer to one action: ``response``, ``events``, ``complete``, ``ok``, ``text``...
 Response = Reply
 
 
-class AmiClient:
-    """One AMI connection.
+class AmiClient(LoginMixin):
+    """One AMI connection (``challenge``, ``login`` and ``logoff`` come from
+    :class:`~amicheck.login.LoginMixin`).
 
     Args:
         stream: a connected :class:`~amicheck.transport.Stream`.
@@ -122,7 +111,7 @@ class AmiClient:
         self.action_id_prefix = action_id_prefix
         self._replies: dict[str, Reply] = {}
         self._inbox = MessageQueue(max_events, max_event_bytes)
-        self._head: bytearray | None = bytearray()  # bytes before the banner line ended
+        self._head = FirstLine()  # bytes before the banner line ended
         self._eof_head: bytes | None = None  # what came before the peer closed, no banner
         self._received = ByteRecord(max_received)
         self._buffered = 0  # parser.buffered after the last feed
@@ -201,37 +190,27 @@ class AmiClient:
         return self.session.banner
 
     def _banner_done(self) -> bool:
-        return self._head is None
+        return self._head.done
 
     def _take_head(self, data: bytes) -> None:
-        """Bytes while the first line is incomplete: decide banner or not, then parse."""
-        head = self._head
-        assert head is not None
-        head += data
-        nl = head.find(b"\n")
-        if nl < 0 and len(head) <= MAX_BANNER:
-            return
-        line = bytes(head[:nl] if nl >= 0 else head).rstrip(b"\r")
-        text = line.decode("utf-8", "replace")
-        self._head = None
-        if nl >= 0 and text.startswith(BANNER_PREFIX) and head[nl - 1:nl] == b"\r":
-            self.session.receive_banner(text)
-            self.parser = Parser(banner=False, max_message_size=self._max_message_size)
-            self._buffered = 0
-            self._feed(bytes(head[nl + 1:]))
-        else:
-            self.session.receive_banner(None)
-            self._feed(bytes(head))
+        """Bytes while the first line is incomplete: once decided, banner or not, parse."""
+        decided = self._head.feed(data)
+        if decided is not None:
+            banner, rest = decided
+            self.session.receive_banner(banner)
+            if banner is not None:  # the parser need not look for it again
+                self.parser = Parser(banner=False, max_message_size=self._max_message_size)
+                self._buffered = 0
+            self._feed(rest)
 
     def _end_head(self) -> None:
         """End of stream before the first line ended: hand what came to the parser."""
-        head = self._head
+        head = self._head.close()
         if head is not None:
-            self._head = None
-            self._eof_head = bytes(head)
+            self._eof_head = head
             self.session.receive_banner(None)
             if head:
-                self._feed(bytes(head))
+                self._feed(head)
 
     # -- sending ----------------------------------------------------------------------------
     def next_action_id(self) -> str:
@@ -297,7 +276,7 @@ class AmiClient:
             if transcript is not None:
                 transcript.record(_RECEIVED, data)
             keep(data)
-            if self._head is None:
+            if self._head.done:
                 self._feed(data)
             else:
                 self._take_head(data)
@@ -381,25 +360,13 @@ class AmiClient:
         else:
             pred = match
             what = f"an event matching {getattr(match, '__name__', 'the predicate')}"
-        inbox = self._inbox
-        found, pos = inbox.take_event(pred, 0)
-        if found is not None:
-            return found
-        deadline = self._deadline(timeout, what)
-        dropped = inbox.dropped
-
-        def done() -> bool:
-            nonlocal found, pos, dropped
-            if len(inbox.msgs) > pos or inbox.dropped != dropped:
-                pos = max(0, pos - (inbox.dropped - dropped))
-                dropped = inbox.dropped
-                found, pos = inbox.take_event(pred, pos)
-            return found is not None
-
-        if not self._pump(deadline, done):
-            raise self._fail(deadline)
-        assert found is not None
-        return found
+        search = EventSearch(self._inbox, pred)
+        if not search():
+            deadline = self._deadline(timeout, what)
+            if not self._pump(deadline, search):
+                raise self._fail(deadline)
+        assert search.found is not None
+        return search.found
 
     @property
     def events(self) -> list[Message]:
@@ -473,23 +440,13 @@ class AmiClient:
     @property
     def cap_note(self) -> str | None:
         """One line for a report when a memory cap dropped something, else None."""
-        parts = []
-        inbox = self._inbox
-        if inbox.dropped:
-            parts.append(f"event stream capped at {inbox.max_count:,} events / "
-                         f"{inbox.max_bytes / _MB:.3g} MB; {inbox.dropped:,} dropped")
-        if self.session.dropped_list_items:
-            parts.append(f"event lists capped at {self.session.max_list_items:,} items; "
-                         f"{self.session.dropped_list_items:,} dropped")
-        rec = self._received
-        if rec.dropped:
-            parts.append(f"raw byte record capped at {rec.max_bytes / _MB:.3g} MB; "
-                         f"{rec.dropped:,} bytes dropped")
+        parts = [self._inbox.cap_note, self.session.cap_note, self._received.cap_note]
         frames = self.transcript.dropped_frames
         if frames:
             parts.append(f"transcript capped at {self.transcript.max_bytes / _MB:.3g} MB; "
                          f"{frames:,} frames dropped")
-        return "; ".join(parts) if parts else None
+        notes = [p for p in parts if p]
+        return "; ".join(notes) if notes else None
 
     @property
     def at_eof(self) -> bool:
@@ -501,53 +458,7 @@ class AmiClient:
         """Stream-level violations the parser recorded (per-message ones are on messages)."""
         return list(self.parser.violations)
 
-    # -- AMI conveniences -------------------------------------------------------------------
-    def challenge(self, timeout: float | None = None) -> str:
-        """``Action: Challenge`` / ``AuthType: MD5``; returns the challenge string."""
-        r = self.request("Challenge", timeout, AuthType="MD5")
-        value = r.get("Challenge")
-        if not r.ok or not value:
-            raise LoginRefused(
-                f"{self.peer} gave no MD5 challenge: {r.message or r.status!r}", r.response)
-        return value
-
-    def login(self, username: str, secret: str, *, md5: bool = False,
-              events: bool | str = True, timeout: float | None = None) -> Response:
-        """Log in (plain ``Secret`` or MD5 ``Key``); the secret is masked in the transcript.
-
-        Args:
-            events: True sends no ``Events`` header (server default, on); False sends
-                ``Events: off``; a string is sent as the event mask.
-
-        Raises:
-            LoginRefused: the server answered with an error (its ``Message`` is quoted).
-        """
-        self.transcript.add_secret(secret)
-        headers: dict[str, HeaderValue] = {"Username": username}
-        if md5:
-            key = md5_key(self.challenge(timeout), secret)  # registered as secret-derived
-            self.transcript.add_secret(key)
-            headers = {"AuthType": "MD5", "Username": username, "Key": key}
-        else:
-            headers["Secret"] = secret
-        if events is False:
-            headers["Events"] = "off"
-        elif isinstance(events, str):
-            headers["Events"] = events
-        r = self.request("Login", timeout, **headers)
-        if not r.ok:
-            raise LoginRefused(
-                f"login as {username!r} refused by {self.peer}: "
-                f"{r.message or r.status or 'no message'}", r.response)
-        return r
-
-    def logoff(self, timeout: float | None = None) -> Response | None:
-        """``Action: Logoff``; None if the server closed without answering."""
-        try:
-            return self.request("Logoff", timeout)
-        except ConnectionClosedError:
-            return None
-
+    # -- AMI conveniences (challenge, login, logoff: LoginMixin) ----------------------------
     def ping(self, timeout: float | None = None) -> Response:
         r = self.request("Ping", timeout)
         if not r.ok:

@@ -71,6 +71,9 @@ class Settings:
     banner: str = "Asterisk Call Manager/2.7.0"
     #: Stock Asterisk's AMI port, which a UCM must NOT serve (it moved AMI to ``port``).
     stock_port: int = 5038
+    #: The Asterisk line the simulator speaks: "13" (UCM firmware), "22", or "" to take it
+    #: from the banner (AMI 11.x and later: 22). Targets ignore it.
+    dialect: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,10 @@ _SETTINGS_KEYS: dict[str, _Check] = {
     "auth_limit": _is_int,
     "banner": _is_str,
     "stock_port": _is_int,
+    "dialect": _is_str,
 }
+#: Values of ``settings.dialect``.
+DIALECTS = ("", "13", "22")
 _TLS_KEYS: dict[str, _Check] = {"cert": _is_str, "key": _is_str, "plaintext_allowed": _is_bool}
 _THRESHOLD_KEYS: dict[str, _Check] = {
     "ping_p50_ms": _is_num,
@@ -318,6 +324,9 @@ def _value_problems(doc: Mapping[str, Any]) -> list[str]:
     for key in ("banner", "tls_bind"):
         if isinstance(settings.get(key), str):
             out += _text_problems(f"settings.{key}", settings[key])
+    dialect = settings.get("dialect")
+    if isinstance(dialect, str) and dialect not in DIALECTS:
+        out.append(f"settings.dialect: must be \"13\" or \"22\", got {dialect!r}")
     for key in ("auth_timeout_s", "write_timeout_ms", "auth_limit"):
         value = settings.get(key)
         if isinstance(value, int) and value < 0:

@@ -35,7 +35,7 @@ _EVENT_MAX = 64
 _CHALLENGE = re.compile(rb"(?im)^challenge:[ \t]*([^\r\n]{1,256})")
 _KEY_MAX = max(len(k) for k in _CRF_KEYS)
 #: Default bound on the bytes a transcript keeps (oldest frames are dropped first).
-DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 #: Unredacted bytes held before redaction runs (recording itself is deferred, see record()).
 _FLUSH_AT = 256 * 1024
 

@@ -36,6 +36,7 @@ Address = tuple[str, int]
 
 #: Read size for one recv(); bigger than any AMI packet that matters, small enough for L2.
 RECV_SIZE = 65536
+_MB = 1024 * 1024
 
 
 @runtime_checkable
@@ -92,6 +93,14 @@ class ByteRecord:
 
     def __len__(self) -> int:
         return len(self._buf)
+
+    @property
+    def cap_note(self) -> str | None:
+        """One line for a report when the cap dropped bytes, else None."""
+        if not self.dropped:
+            return None
+        return (f"raw byte record capped at {self.max_bytes / _MB:.3g} MB; "
+                f"{self.dropped:,} bytes dropped")
 
 
 def _fmt(addr: Address) -> str:

@@ -19,12 +19,12 @@ pytest_plugins = ["pytester"]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop the reference Asterisk servers once, on the controller, at the end of the run."""
+    """Stop the reference Asterisk servers this run started, once, on the controller."""
     if (
         not hasattr(session.config, "workerinput")
         and session.config.getoption("--asterisk-keep") is False
     ):
-        refasterisk.stop_all()
+        refasterisk.stop_started()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,16 +8,29 @@ idempotent in the kit, so xdist workers share one instance per version.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KIT = ROOT.parent / "shared" / "asterisk" / "refasterisk"
+#: The kit: beside the checkout, or where AMICHECK_REFASTERISK says (e.g. from a worktree).
+KIT = Path(
+    os.environ.get("AMICHECK_REFASTERISK")
+    or ROOT.parent / "shared" / "asterisk" / "refasterisk"
+)
 VERSIONS = ("22", "13")
+
+
+def _ledger() -> Path:
+    """Where this test run notes the instances it started (xdist workers share the
+    controller's file: their parent process is the controller)."""
+    owner = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+    return Path(tempfile.gettempdir()) / f"amicheck-refasterisk-{owner}.started"
 
 #: Thresholds for a shared 2-core CI machine: the integration runs check conformance, not
 #: how fast this machine is (AMI-PRF still measures; its limits are the profile's to set).
@@ -66,6 +79,10 @@ def start(version: str) -> Instance:
             " not-built" in line or " outdated" in line
         ):
             pytest.skip(f"reference Asterisk {version} not built: run {KIT} build all")
+    if f"asterisk {version} running" not in status:
+        # ours to stop at the end of the run; one that was already running is left alone
+        with _ledger().open("a", encoding="utf-8") as f:
+            f.write(version + "\n")
     r = _run("start", version, timeout=90)
     assert r.returncode == 0, f"refasterisk start {version} failed: {r.stderr.strip()}"
     ready = dict(kv.split("=", 1) for kv in shlex.split(r.stdout.strip().splitlines()[-1])[3:])
@@ -113,7 +130,13 @@ key = "{inst.key}"
     return path
 
 
-def stop_all() -> None:
-    """Stop every instance the kit runs (end of the test run, controller only)."""
-    if KIT.exists():
-        _run("stop", "all", timeout=60)
+def stop_started() -> None:
+    """Stop the instances this test run started (end of the run, controller only)."""
+    ledger = _ledger()
+    try:
+        versions = set(ledger.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return
+    for version in sorted(versions & set(VERSIONS)):
+        _run("stop", version, timeout=60)
+    ledger.unlink(missing_ok=True)

@@ -219,6 +219,7 @@ def test_short_run_against_a_streaming_target(
     assert run.after_test_mb[-1] < RETAINED_LIMIT_MB, run.output[-2000:]
 
 
+@pytest.mark.full
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="the peak inside one test (3.2 GB in AMI-PRV action classes: 100,000 unclaimed "

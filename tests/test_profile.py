@@ -380,3 +380,18 @@ def test_problem_list_capped() -> None:
     assert lines[-1].strip() == f"... and {20_000 - MAX_LISTED_PROBLEMS} more problems"
     assert len(text) < 4000
     assert len(exc.value.problems) == 20_000  # the whole list stays available to callers
+
+
+def test_dialect_setting(tmp_path: Path) -> None:
+    """``settings.dialect`` picks the simulator's Asterisk line; only 13 and 22 exist."""
+    body = (
+        '[settings]\ndialect = "{}"\n[[users]]\nusername = "ucmamiuser1"\nsecret = "Passw0rd!"\n'
+        'permitted = ["127.0.0.1/32"]\nprivileges = ["all"]\n'
+    )
+    good = tmp_path / "good.toml"
+    good.write_text(body.format("22"))
+    assert load_profile(good).settings.dialect == "22"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(body.format("21"))
+    with pytest.raises(ProfileError, match='settings.dialect: must be "13" or "22"'):
+        load_profile(bad)

@@ -368,3 +368,16 @@ def test_two_megabyte_packet_in_536_byte_chunks_is_linear() -> None:
         return best
 
     assert cost(big) < 3 * cost(small)
+
+
+@pytest.mark.parametrize("step", [None, 1, 7, 1460])
+def test_value_holding_colon_space_splits_at_the_first_one(step: int | None) -> None:
+    # The fast path partitions every line in C (map over str.partition); the split must
+    # stay at the FIRST ": ", as the careful path (here forced by a bare LF) does.
+    fast = b"Event: UserEvent\r\nMessage: Error: a: b\r\n\r\n"
+    careful = b"Event: UserEvent\nMessage: Error: a: b\r\n\r\n"
+    parser, (msg,) = feed_in(fast, step, banner=False)
+    assert msg.get("Message") == "Error: a: b" and not parser.violations
+    parser, (odd,) = feed_in(careful, step, banner=False)
+    assert [v.rule for v in parser.violations] == ["bare-lf"]
+    assert odd.items == msg.items

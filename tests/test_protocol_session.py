@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import ModuleType
 
 import _conformance
 import pytest
 
+import amicheck.protocol.events as events_mod
 import amicheck.protocol.session as session_mod
 from amicheck.protocol import Message, MessageKind, Parser, RequestParser
+from amicheck.protocol.events import EventSearch
+from amicheck.protocol.grammar import MAX_BANNER
 from amicheck.protocol.session import (
     ANSWER_TRANSITIONS,
     HEADER_COST,
@@ -19,7 +23,9 @@ from amicheck.protocol.session import (
     ClientSession,
     Closed,
     DeviationRule,
+    FirstLine,
     ListItem,
+    MessageQueue,
     Reply,
     SessionEvent,
     State,
@@ -291,13 +297,64 @@ def test_endless_event_list_is_capped_and_counted() -> None:
     assert b.dropped_list_items == 2
 
 
-def test_session_module_does_no_io() -> None:
-    tree = ast.parse(Path(session_mod.__file__).read_text(encoding="utf-8"))
+# -- the first line and the unclaimed-message queue ---------------------------------------------
+
+def test_first_line_banner_split_across_reads() -> None:
+    first = FirstLine()
+    assert first.feed(b"Asterisk Call") is None and not first.done
+    assert first.feed(b" Manager/2.7.0\r\nResponse: Success\r\n") == (
+        BANNER, b"Response: Success\r\n")
+    assert first.done and first.close() is None
+
+
+@pytest.mark.parametrize(("data", "closed"), [
+    (b"Asterisk Call Manager/2.7.0\nAction: x\r\n", False),  # bare LF: not the banner
+    (b"SSH-2.0-OpenSSH_9.6\r\n", False),
+    (b"x" * (MAX_BANNER + 1), False),  # no line end in sight
+    (b"Asterisk Call Man", True),  # the peer closed mid-line
+])
+def test_first_line_that_is_not_a_banner_is_handed_on_whole(data: bytes, closed: bool) -> None:
+    first = FirstLine()
+    if closed:
+        assert first.feed(data) is None and first.close() == data
+    else:
+        assert first.feed(data) == (None, data)
+    assert first.done
+
+
+def test_event_search_resumes_after_the_queue_dropped_its_oldest() -> None:
+    queue = MessageQueue(max_count=3, max_bytes=10**6)
+    search = EventSearch(queue, lambda m: m.name == "Hangup")
+    assert not search()
+    for i in range(3):
+        queue.append(one(f"Event: Newchannel\nUniqueid: {i}"), 10)
+    assert not search()
+    queue.append(one("Event: Newstate"), 10)  # the oldest goes
+    queue.append(one("Event: Hangup"), 10)  # and the next: the search must still see this
+    assert search() and search.found is not None and search.found.name == "Hangup"
+    assert [m.name for m in queue.msgs] == ["Newchannel", "Newstate"] and queue.dropped == 2
+    assert queue.cap_note is not None and "2 dropped" in queue.cap_note
+
+
+@pytest.mark.parametrize("module", [session_mod, events_mod])
+def test_session_modules_do_no_io(module: ModuleType) -> None:
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
              for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom)}
     assert not names & {"socket", "ssl", "asyncio", "time", "select", "selectors", "scapy"}
+
+
+def test_event_classes_are_the_same_objects_from_both_modules() -> None:
+    """The split kept every name where callers import it, as the same object."""
+    moved = ("DeviationRule", "Deviation", "Banner", "Reply", "ListItem", "Unsolicited",
+             "Stray", "Closed", "SessionEvent", "MessageQueue")
+    for name in moved:
+        assert name in events_mod.__all__, name
+        assert name in session_mod.__all__, name
+        assert getattr(session_mod, name) is getattr(events_mod, name), name
 
 
 # -- recorded real Asterisk traffic, byte by byte ----------------------------------------------

@@ -20,7 +20,7 @@ from amicheck.profile import default_profile
 from amicheck.report.collector import Collector, redact
 from amicheck.report.html_writer import latency_chart, percentile, to_html
 from amicheck.report.json_writer import SCHEMA, from_json, to_json
-from amicheck.report.junit_writer import to_junit_xml
+from amicheck.report.junit_writer import REGRESSION_PREFIX, to_junit_xml
 from amicheck.report.model import CheckResult, Metric, Outcome, RunReport, area_of
 from amicheck.requirements import CATALOGUE
 
@@ -357,3 +357,59 @@ def test_zero_checks_is_no_verdict() -> None:
     report = _model(skipped, passed)
     assert report.status == "COMPLIANT" and report.ok and not report.no_verdict
     assert _model(interrupted=True).status == "INTERRUPTED"
+
+
+# --- baseline marks (amicheck run --baseline) ------------------------------------------------
+
+
+def _marked() -> RunReport:
+    """AMI-AUTH-002 new, AMI-AUTH-001 known, against a baseline whose name needs escaping."""
+    from amicheck.fleet.baseline import compare, mark_run
+
+    old = _model(_result("AMI-AUTH-001", Outcome.FAIL), _result("AMI-AUTH-002", Outcome.PASS),
+                 _result("AMI-TLS-001", Outcome.FAIL))
+    new = _model(_result("AMI-AUTH-001", Outcome.FAIL), _result("AMI-AUTH-002", Outcome.FAIL),
+                 _result("AMI-TLS-001", Outcome.PASS))
+    marked = mark_run(new, old, "<b>old</b>.json")
+    assert compare(old, new).worse
+    return marked
+
+
+def test_extra_round_trips_through_json() -> None:
+    marked = _marked()
+    assert marked.baseline == "<b>old</b>.json" and marked.regressions == {"AMI-AUTH-002"}
+    back = from_json(to_json(marked))
+    assert back.extra == marked.extra and back == marked
+    assert from_json(to_json(_model())).extra == ()
+    bad = to_json(_model()).replace('"extra": {}', '"extra": []')
+    with pytest.raises(ValueError, match="'extra' is not an object"):
+        from_json(bad)
+
+
+def test_junit_baseline_properties() -> None:
+    doc = etree.fromstring(to_junit_xml(_marked()).encode())
+    for suite in doc.iter("testsuite"):
+        props = {p.get("name"): p.get("value") for p in suite.xpath("properties/property")}
+        assert props["amicheck.baseline"] == "<b>old</b>.json"
+        assert props["amicheck.regressions"] == "AMI-AUTH-002"
+    marked = {c.get("name").split()[0] for c in doc.iter("testcase")
+              if any((f.get("message") or "").startswith(REGRESSION_PREFIX)
+                     for f in c.xpath("failure|error"))}
+    assert marked == {"AMI-AUTH-002"}
+    assert _schema().validate(doc), _schema().error_log
+    unmarked = etree.fromstring(to_junit_xml(_model(_result("AMI-AUTH-001", Outcome.FAIL)))
+                                .encode())
+    assert not unmarked.xpath("//property[starts-with(@name, 'amicheck.')]")
+
+
+def test_html_banner_and_marked_rows_are_escaped() -> None:
+    text = to_html(_marked())
+    assert "<b>old</b>" not in text and "&lt;b&gt;old&lt;/b&gt;.json" in text
+    dom = etree.HTML(text)
+    assert dom.xpath("string(//*[@id='regression-count'])") == \
+        "1 regression against <b>old</b>.json"
+    rows = dom.xpath("//tr[@data-regression='1']/@data-req")
+    assert rows == ["AMI-AUTH-002"]
+    assert dom.xpath("//div[@data-regression='1']/@id") == ["p-AMI-AUTH-002"]
+    assert not etree.HTML(to_html(_model(_result("AMI-AUTH-001", Outcome.FAIL)))).xpath(
+        "//*[@id='baseline'] | //*[@data-regression]")

@@ -16,9 +16,11 @@ from cryptography import x509
 from test_sim_core_kit import SECRET, Conn, make_profile, sim_running
 
 from amicheck.errors import ProfileError
+from amicheck.protocol.server_session import ServerRules
 from amicheck.sim import FAULTS, Simulator, replies
-from amicheck.sim.core import SimCore
-from amicheck.sim.faults import ExtraUser
+from amicheck.sim.behaviour import HOOKS
+from amicheck.sim.core import SimCore, rules_of
+from amicheck.sim.faults import ExtraUser, behaviour_for
 
 PING = b"Action: Ping\r\nActionID: p\r\n\r\n"
 
@@ -545,3 +547,14 @@ def test_every_fault_overrides_something() -> None:
     for name, fault in FAULTS.items():
         changed = [h for h, v in fault.hooks if getattr(COMPLIANT, h) != v]
         assert changed or fault.extra_users, f"{name} changes nothing"
+
+
+@pytest.mark.parametrize("fault", [None, *sorted(FAULTS)])
+def test_session_rules_are_the_behaviours_hooks(fault: str | None) -> None:
+    """The sans-I/O session sees each session hook of a fault's behaviour, by its own name."""
+    b = behaviour_for(frozenset() if fault is None else {fault})
+    rules = rules_of(b)
+    names = [f.name for f in dataclasses.fields(ServerRules)]
+    assert set(names) <= HOOKS
+    for name in names:
+        assert getattr(rules, name) == getattr(b, name), name

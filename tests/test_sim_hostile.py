@@ -154,6 +154,7 @@ def test_idle_tls_connections_memory_short() -> None:
     assert max(peak, after_login, dropped) < RSS_LIMIT_MB, (base, peak, after_login, dropped)
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_idle_tls_connections_memory_1000() -> None:
     base, peak, after_login, dropped = _idle_tls_rss(1000)
@@ -215,6 +216,7 @@ def test_burst_does_not_starve_a_login_short() -> None:
     assert max(times) < 1.0, f"fresh logins during the flood took {times} s"
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_burst_does_not_starve_a_login_200_listeners() -> None:
     times = _flood_login_times(listeners=200, burst=1000, flooders=2)

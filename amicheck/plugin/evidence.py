@@ -8,8 +8,10 @@ staying reachable through ``session.items`` until the session ends.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,25 @@ def redact_report(report: pytest.TestReport, secrets: Iterable[str]) -> None:
     scrub_report(report, secrets)
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None elsewhere."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _give_back_memory() -> None:
+    """Hand the memory a test's clients held back to the system (glibc keeps freed heap
+    otherwise, so RSS would only ever grow against a target that streams events)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _transcript_section(clients: list[AmiClient]) -> str:
     parts = []
     for i, c in enumerate(clients, 1):
@@ -89,7 +110,10 @@ def pytest_runtest_makereport(
             if notes:
                 report.sections.append((CAPS_SECTION, "\n".join(notes)))
     if call.when == "teardown" and clients is not None:
+        had = bool(clients)
         clients.clear()
+        if had:
+            _give_back_memory()
     try:
         secrets = run_state(item.config).secrets()
     except Exception:  # noqa: BLE001 - a broken profile is reported elsewhere

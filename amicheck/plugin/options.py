@@ -17,7 +17,7 @@ import re
 import socket
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +33,8 @@ __all__ = [
     "parse_fail_delay",
     "parse_timeout",
     "parse_profile_path",
+    "parse_baseline",
+    "Baseline",
     "add_pytest_options",
     "add_run_arguments",
     "pytest_argv",
@@ -43,6 +45,8 @@ __all__ = [
 DEFAULT_REPORT_DIR = "reports"
 PROBE_TIMEOUT = 3.0
 MAX_FAIL_DELAY = 60.0
+#: A baseline is read whole: a bigger file is not a report.json (a full run's is ~1 MB).
+MAX_BASELINE_BYTES = 256 * 1024 * 1024
 
 
 class OptionError(ValueError):
@@ -167,6 +171,58 @@ def parse_profile_path(value: str) -> Path:
     return path.resolve()
 
 
+@dataclass(frozen=True, eq=False)
+class Baseline:
+    """A loaded and checked ``--baseline`` report.json.
+
+    ``str()`` is the path as the user gave it, so :func:`pytest_argv` hands the same file to
+    the plugin and the reports name it as typed.
+    """
+
+    name: str
+    path: Path
+    data: Mapping[str, Any] = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_baseline(value: str) -> Baseline:
+    """A report.json of an earlier run, read and checked now: before any test runs.
+
+    Stat first (a FIFO is never opened, a device never read), then
+    :func:`amicheck.fleet.baseline.load_report`; a fleet.json is refused here because a run
+    can only be compared with a run.
+    """
+    text = value.strip()
+    if not text:
+        raise OptionError("empty path")
+    if text.startswith("-"):  # so that pytest_argv's "--ami-baseline NAME" stays one value
+        text = os.path.join(".", text)
+    path = Path(text).expanduser()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise OptionError(f"no such file: {text}") from None
+    except OSError as exc:
+        raise OptionError(f"cannot read {text}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OptionError(f"{text} {describe_mode(st.st_mode)}, not a report.json")
+    if st.st_size > MAX_BASELINE_BYTES:
+        raise OptionError(f"{text}: {st.st_size} bytes, too big for a report.json")
+    from amicheck.fleet.baseline import BaselineError, load_report
+    from amicheck.report.json_writer import SCHEMA
+
+    try:
+        data = load_report(path)
+    except BaselineError as exc:
+        raise OptionError(str(exc)) from None
+    if data.get("schema") != SCHEMA:
+        raise OptionError(f"{text}: a {data.get('schema')} report; a run's baseline is the "
+                          f"report.json ({SCHEMA}) of an earlier run")
+    return Baseline(text, path.resolve(), data)
+
+
 def parse_path(value: str) -> Path:
     """A path; checked where it is used (the report directory before the run)."""
     if not value.strip():
@@ -273,6 +329,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("fail-delay", "simulator only: delay before a failed login is answered (default: "
            "the stock 1 s; shorter for fast self-tests)", parse=parse_fail_delay,
            metavar="SECONDS", ini_help="simulator failed-login delay in seconds"),
+    Option("baseline", "report.json of an earlier run: regressions against it (new failures "
+           "or errors) are marked in every report, and only they fail the run",
+           parse=parse_baseline, metavar="OLD.json", path=True,
+           ini_help="baseline report.json (relative to the ini file)"),
     Option("suites", "suites directory (default: the shipped one)", metavar="DIR",
            pytest=False),
     Option("timeout", f"target probe timeout (default {PROBE_TIMEOUT:g} s)",

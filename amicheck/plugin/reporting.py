@@ -4,6 +4,10 @@ Registered on the controller only (under xdist the workers' reports arrive there
 when a report is asked for: a report directory given (option or ini) at configure time, or
 lazily when the first test carrying a requirement ID reports. A plain pytest run of an
 unrelated project never registers it.
+
+With ``--ami-baseline OLD.json`` the run is compared with that report at the end: every report
+is written with the marks (:func:`amicheck.fleet.baseline.mark_run`), and failures the baseline
+already had no longer fail the session: pytest's exit status is 1 only for regressions.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import pytest
 from amicheck.plugin.settings import RunState, run_state
 
 if TYPE_CHECKING:
+    from amicheck.plugin.options import Baseline
     from amicheck.report.collector import Collector
+    from amicheck.report.model import RunReport
 
 __all__ = ["ReportPlugin", "register_report_plugin", "PLUGIN_NAME"]
 
@@ -48,6 +54,29 @@ def _collector(state: RunState) -> Collector:
     return state.collector
 
 
+def mark_baseline(report: RunReport, baseline: Baseline) -> RunReport:
+    """``report`` with ``baseline``/``regressions`` (``mark_run``) and the ``fixed`` and
+    ``still_failing`` keys of the same comparison in ``extra``, for the summary lines."""
+    from dataclasses import replace
+
+    from amicheck.fleet.baseline import compare, mark_run
+
+    marked = mark_run(report, baseline.data, baseline.name)
+    diff = next(iter(compare(baseline.data, report).targets), None)
+    fixed, still = (diff.fixed, diff.still_failing) if diff else ((), ())
+    return replace(marked, extra=(*marked.extra, ("fixed", " ".join(fixed)),
+                                  ("still_failing", " ".join(still))))
+
+
+def baseline_line(report: RunReport) -> str | None:
+    """``baseline OLD.json: N new failures, M fixed, K still failing``; None without one."""
+    if report.baseline is None:
+        return None
+    return (f"baseline {report.baseline}: {len(report.regressions)} new failures, "
+            f"{len(report.extra_keys('fixed'))} fixed, "
+            f"{len(report.extra_keys('still_failing'))} still failing")
+
+
 def register_report_plugin(config: pytest.Config) -> ReportPlugin:
     """Register the report plugin once (controller only); returns it."""
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
@@ -64,6 +93,7 @@ class ReportPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.state = run_state(config)
+        self.report: RunReport | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         _collector(self.state).add(report)
@@ -89,13 +119,32 @@ class ReportPlugin:
             secrets = set()
         collector.set_secrets(secrets)  # the derived ones (MD5 keys) are known only now
         report = collector.build(interrupted=state.interrupted, exit_status=int(exitstatus))
+        baseline = state.settings.baseline
+        if baseline is not None:
+            from amicheck.fleet.baseline import BaselineError
+
+            try:
+                report = mark_baseline(report, baseline)
+            except BaselineError as exc:  # load_report checked it; kept for a clear line
+                self._warn(f"amicheck: --ami-baseline: {exc}")
+            else:
+                # known failures do not fail the run, new ones (and anything else) do
+                # (not after -x/--maxfail: the checks it did not run are unknown)
+                if (int(exitstatus) == int(pytest.ExitCode.TESTS_FAILED) and report.complete
+                        and not report.regressions and not session.shouldfail
+                        and not session.shouldstop):
+                    session.exitstatus = pytest.ExitCode.OK
+        self.report = report
         try:
             state.written = write_reports(report, state.settings.report_dir)
         except OSError as exc:
-            tr: Any = self.config.pluginmanager.get_plugin("terminalreporter")
-            line = f"amicheck: cannot write the report into {state.settings.report_dir}: {exc}"
-            if tr is not None:
-                tr.write_line(line, red=True)
+            self._warn(f"amicheck: cannot write the report into {state.settings.report_dir}: "
+                       f"{exc}")
+
+    def _warn(self, line: str) -> None:
+        tr: Any = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(line, red=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
@@ -111,3 +160,6 @@ class ReportPlugin:
                 )
         for path in state.written:
             terminalreporter.write_line(f"report: {path}")
+        line = baseline_line(self.report) if self.report is not None else None
+        if line is not None:
+            terminalreporter.write_line(line, red=bool(self.report and self.report.regressions))

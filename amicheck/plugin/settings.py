@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from amicheck.plugin.options import DEFAULT_REPORT_DIR, OPTIONS, Option, TargetSpec
+from amicheck.plugin.options import DEFAULT_REPORT_DIR, OPTIONS, Baseline, Option, TargetSpec
 
 if TYPE_CHECKING:
     from amicheck.profile import Profile
@@ -41,6 +41,7 @@ class AmiSettings:
     report_dir_explicit: bool = False
     pcap: bool = False
     fail_delay: float | None = None
+    baseline: Baseline | None = None  # loaded and checked at configure, applied at the end
     explicit: bool = False  # any amicheck option or ini value was given
 
     @property
@@ -90,6 +91,7 @@ def resolve_settings(config: pytest.Config) -> AmiSettings:
         report_dir_explicit=report_dir is not None,
         pcap=bool(values.get("pcap")),
         fail_delay=values.get("fail-delay"),
+        baseline=values.get("baseline"),
         explicit=bool(values),
     )
     if not settings.is_sim:

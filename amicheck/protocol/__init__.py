@@ -1,4 +1,5 @@
-"""The AMI codec, sans-I/O: messages, the incremental parsers, the encoder, the session.
+"""The AMI codec, sans-I/O: messages, the incremental parsers, the encoder, the session and
+the events it hands back (:mod:`amicheck.protocol.events`).
 
 Nothing here imports socket, ssl, asyncio, time or scapy: the same code serves the client,
 the simulator, the pcap reader and the benchmarks.

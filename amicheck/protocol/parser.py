@@ -13,7 +13,7 @@ line, and copes with everything real Asterisk servers send (../shared/conformanc
 Speed: a chunk is searched only from where the previous search stopped, so a message of
 any size costs time linear in its length. Well-formed CRLF regions take a fast path that
 does little more than ``split``/``partition``; any deviation re-parses that region on the
-careful path, which records each deviation with its byte offset (lenient) or raises
+careful path (_careful.py), which records each deviation with its byte offset (lenient) or raises
 ``RemoteProtocolError`` (strict). Nothing but ``ProtocolError`` ever escapes ``feed``.
 """
 
@@ -23,6 +23,9 @@ from itertools import repeat
 from operator import itemgetter
 
 from amicheck.errors import RemoteProtocolError
+from amicheck.protocol._careful import Bytes as _Bytes
+from amicheck.protocol._careful import Careful as _Careful
+from amicheck.protocol._careful import last_end, next_end, parse_follows, recover
 from amicheck.protocol.grammar import (
     BANNER_PREFIX,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -33,8 +36,6 @@ from amicheck.protocol.grammar import (
 )
 from amicheck.protocol.message import Message, Violation, from_wire
 
-_Bytes = bytes | bytearray  # regions are slices of the read buffer
-
 #: Regions larger than this are parsed in windows cut at message ends (see _parse_region).
 _WINDOW = 16384
 
@@ -42,33 +43,9 @@ __all__ = ["Parser"]
 
 _SEP = itemgetter(1)
 _partition = str.partition
-_FOLLOWS_HEADER_KEYS = frozenset({"privilege", "actionid"})
-
-
-def _next_end(buf: bytes | bytearray, pos: int) -> int:
-    """Index just past the FIRST blank-line terminator at or after ``pos``, or -1.
-
-    The search for LF LF is bounded by the first LF CR LF, so that scanning message by
-    message stays linear in a pure-CRLF stream, where LF LF never occurs.
-    """
-    i = buf.find(b"\n\r\n", pos)
-    j = buf.find(b"\n\n", pos, i + 3 if i >= 0 else len(buf))
-    if j >= 0:
-        return j + 2
-    return i + 3 if i >= 0 else -1
-
-
-def _last_end(buf: bytes | bytearray, start: int, stop: int | None = None) -> int:
-    """Index just past the LAST blank-line terminator within ``buf[start:stop]``, or -1."""
-    stop = len(buf) if stop is None else stop
-    i = buf.rfind(b"\n\r\n", start, stop)
-    j = buf.rfind(b"\n\n", i if i > start else start, stop)  # only a later one matters
-    # The two patterns can never end at the same byte, so the later start wins.
-    return i + 3 if i > j else (j + 2 if j >= 0 else -1)
-
-
-class _Careful(Exception):
-    """Internal: the fast path met something it does not handle."""
+#: An endless ``": "``: ``map(_partition, lines, _COLON_SPACE)`` partitions every line in C,
+#: about half the cost of the floor's list comprehension (map stops at the end of ``lines``).
+_COLON_SPACE = repeat(": ")
 
 
 class Parser:
@@ -158,7 +135,7 @@ class Parser:
                     out = self._fast(region)
                 except (_Careful, UnicodeDecodeError) as exc:
                     out = []
-                    self._recover(region, out, self._base, exc)
+                    recover(region, out, self._base, exc, self._fast, self._violation)
             else:
                 out = []
                 self._parse_region(region, out)
@@ -185,7 +162,7 @@ class Parser:
                 if not self._take_follows(out):
                     break
                 continue
-            end = _last_end(buf, self._scan)
+            end = last_end(buf, self._scan)
             if end < 0:
                 break
             follows_at = self._follows_start(end)
@@ -262,7 +239,7 @@ class Parser:
         self._consume(size - 3)  # keep 3 bytes: a terminator may straddle the cut
 
     def _skip_oversized(self) -> bool:
-        end = _next_end(self._buf, self._scan)  # the FIRST terminator ends the dropped message
+        end = next_end(self._buf, self._scan)  # the FIRST terminator ends the dropped message
         if end < 0:
             size = len(self._buf)
             if size > 3:
@@ -300,57 +277,11 @@ class Parser:
             self._violation(
                 "follows-end", self._base + after, "--END COMMAND-- not followed by an empty line"
             )
-        out.append(self._parse_follows(bytes(buf[:m])))
+        out.append(parse_follows(bytes(buf[:m]), self._base, self._violation))
         self._follows = False
         self._consume(end)
         return True
 
-    def _parse_follows(self, head_and_body: bytes) -> Message:
-        base = self._base
-        violations: list[Violation] = []
-        triples: list[tuple[str, str, str]] = []
-        pos = 0
-        n = len(head_and_body)
-        while pos < n:
-            nl = head_and_body.find(b"\n", pos)
-            if nl < 0:
-                break
-            raw = head_and_body[pos:nl]
-            line = raw[:-1] if raw.endswith(b"\r") else raw
-            text_line = line.decode("utf-8", "surrogateescape")
-            key, sep, value = text_line.partition(": ")
-            if triples and (not sep or key.lower() not in _FOLLOWS_HEADER_KEYS):
-                break
-            if not triples and not sep:
-                break
-            triples.append((key, sep, value))
-            pos = nl + 1
-        body = head_and_body[pos:]
-        encoding = "utf-8"
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            encoding = "latin-1"
-            text = body.decode("latin-1")
-            violations.append(
-                self._violation(
-                    "not-utf8",
-                    base + pos + exc.start,
-                    "command output is not UTF-8; read as Latin-1",
-                )
-            )
-        if encoding == "latin-1":
-            triples = [
-                (
-                    k.encode("utf-8", "surrogateescape").decode("latin-1"),
-                    s,
-                    v.encode("utf-8", "surrogateescape").decode("latin-1"),
-                )
-                for k, s, v in triples
-            ]
-        return from_wire(triples, text, tuple(violations), encoding)
-
-    # -- regions of complete messages ------------------------------------------------------
     def _parse_region(self, region: _Bytes, out: list[Message]) -> None:
         """Parse ``region`` (whole messages, ending in a blank line) into ``out``.
 
@@ -365,89 +296,15 @@ class Parser:
         while pos < size:
             cut = size
             if size - pos > _WINDOW:
-                cut = _next_end(region, pos + _WINDOW)
+                cut = next_end(region, pos + _WINDOW)
                 if cut < 0:
                     cut = size
             window = region[pos:cut] if pos or cut != size else region
             try:
                 out.extend(self._fast(window))
             except (_Careful, UnicodeDecodeError) as exc:
-                self._recover(window, out, base + pos, exc)
+                recover(window, out, base + pos, exc, self._fast, self._violation)
             pos = cut
-
-    def _recover(
-        self, region: _Bytes, out: list[Message], base: int, exc: Exception
-    ) -> None:
-        """The fast path failed in ``region`` (stream offset ``base``) with ``exc``.
-
-        For bytes that are not UTF-8 (Latin-1 caller names are common in real traffic) the
-        error says where: the messages before that one are fast (they decoded), that one
-        is read as Latin-1, and the rest is tried again. Anything else is retried message
-        by message. No byte is decoded more than twice.
-        """
-        fast = self._fast
-        while True:
-            if not isinstance(exc, UnicodeDecodeError):
-                self._one_by_one(region, out, base)
-                return
-            bad = exc.start
-            start = max(_last_end(region, 0, bad), 0)
-            end = _next_end(region, bad)
-            if end < 0:
-                end = len(region)
-            if start:
-                head = region[:start]
-                try:
-                    out.extend(fast(head))
-                except _Careful:
-                    self._one_by_one(head, out, base)
-            self._latin1(region[start:end], out, base + start, bad - start)
-            if end >= len(region):
-                return
-            region = region[end:]
-            base += end
-            try:
-                out.extend(fast(region))
-                return
-            except (_Careful, UnicodeDecodeError) as again:
-                exc = again
-
-    def _one_by_one(self, region: _Bytes, out: list[Message], base: int) -> None:
-        """The fast path failed somewhere in ``region``: retry it message by message, so
-        one odd message (a Latin-1 caller name, a bare LF) costs the careful path only for
-        itself, not for the whole read."""
-        fast = self._fast
-        pos = 0
-        n = len(region)
-        while pos < n:
-            end = _next_end(region, pos)
-            if end < 0:
-                end = n
-            one = region[pos:end]
-            try:
-                out.extend(fast(one))
-            except _Careful:
-                self._careful(one, out, base + pos)
-            except UnicodeDecodeError as exc:
-                self._latin1(one, out, base + pos, exc.start)
-            pos = end
-
-    def _latin1(self, one: _Bytes, out: list[Message], base: int, bad: int) -> None:
-        """One message with bytes that are not UTF-8 at ``one[bad]``: when that is its only
-        oddity (pure CRLF, every line ``Key: value``), split it like the fast path does;
-        the result is exactly the careful path's, for a fraction of its cost."""
-        lines = one.decode("latin-1").split("\r\n")
-        n = len(lines) - 1
-        if n < 2 or one.count(b"\n") != n or one.count(b"\r") != n or lines[-2]:
-            self._careful(one, out, base)
-            return
-        del lines[-2:]
-        triples = list(map(_partition, lines, repeat(": ", n - 1)))
-        if not all(map(_SEP, triples)):
-            self._careful(one, out, base)
-            return
-        v = self._violation("not-utf8", base + bad, "bytes that are not UTF-8; read as Latin-1")
-        out.append(from_wire(triples, None, (v,), "latin-1"))
 
     @staticmethod
     def _fast(region: _Bytes) -> list[Message]:
@@ -465,11 +322,13 @@ class Parser:
         adopt = from_wire
         sep = _SEP
         join = "".join
+        partition = _partition
+        colon_space = _COLON_SPACE
         result: list[Message] = []
         append = result.append
         for block in blocks:
             lines = block.split("\r\n")
-            triples = [line.partition(": ") for line in lines]
+            triples = list(map(partition, lines, colon_space))
             if not all(map(sep, triples)):
                 raise _Careful
             flat = join(lines)
@@ -478,83 +337,6 @@ class Parser:
             append(adopt(triples))
         return result
 
-    def _careful(self, region: _Bytes, out: list[Message], base: int) -> None:
-        """Line by line, with offsets, recording (or raising on) every deviation.
-
-        ``base`` is the stream offset of ``region[0]``."""
-        pos = 0
-        n = len(region)
-        lines: list[tuple[int, _Bytes]] = []
-        pending: list[Violation] = []
-        while pos < n:
-            nl = region.find(b"\n", pos)
-            if nl < 0:  # cannot happen: a region ends with a blank line
-                nl = n
-            raw = region[pos:nl]
-            if raw.endswith(b"\r"):
-                line = raw[:-1]
-            else:
-                line = raw
-                pending.append(self._violation("bare-lf", base + nl, "line ends in LF without CR"))
-            if line:
-                lines.append((base + pos, line))
-            elif lines:
-                out.append(self._build(lines, pending))
-                lines = []
-                pending = []
-            else:
-                self._violation("empty-packet", base + pos, "extra empty line between messages")
-            pos = nl + 1
-        if lines:  # pragma: no cover - regions always end with a terminator
-            out.append(self._build(lines, pending))
-
-    def _build(self, lines: list[tuple[int, _Bytes]], violations: list[Violation]) -> Message:
-        block = b"\n".join(line for _, line in lines)
-        encoding = "utf-8"
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            encoding = "latin-1"
-            # Map the error back to a stream offset: find the line holding exc.start.
-            at = lines[0][0]
-            seen = 0
-            for off, line in lines:
-                if exc.start < seen + len(line) + 1:
-                    at = off + (exc.start - seen)
-                    break
-                seen += len(line) + 1
-            violations.append(
-                self._violation("not-utf8", at, "bytes that are not UTF-8; read as Latin-1")
-            )
-        first_off, first = lines[0]
-        first_text = first.decode(encoding)
-        if ": " not in first_text and not _looks_like_header(first_text):
-            text = "\r\n".join(line.decode(encoding) for _, line in lines)
-            return from_wire([], text, tuple(violations), encoding)
-        triples: list[tuple[str, str, str]] = []
-        for off, line in lines:
-            text_line = line.decode(encoding)
-            key, sep, value = text_line.partition(": ")
-            if not sep:
-                key, sep, value = text_line.partition(":")
-                if sep:
-                    violations.append(
-                        self._violation(
-                            "header-space",
-                            off + len(key),
-                            f"header {key!r} has no space after the colon",
-                        )
-                    )
-                else:
-                    violations.append(
-                        self._violation(
-                            "header-syntax", off, f"line without a colon: {text_line[:40]!r}"
-                        )
-                    )
-            triples.append((key, sep, value))
-        return from_wire(triples, None, tuple(violations), encoding)
-
-    # -- violations ------------------------------------------------------------------------
     def _violation(self, rule: str, offset: int, detail: str) -> Violation:
         v = Violation(rule, offset, detail)
         if self.strict:
@@ -565,9 +347,3 @@ class Parser:
         if len(self.violations) < MAX_RECORDED_VIOLATIONS:
             self.violations.append(v)
         return v
-
-
-def _looks_like_header(line: str) -> bool:
-    """``Key:value`` with a plausible key (no spaces): a header missing its space."""
-    key, sep, _ = line.partition(":")
-    return bool(sep) and bool(key) and " " not in key and "\t" not in key

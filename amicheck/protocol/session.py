@@ -8,22 +8,38 @@ action (:class:`Reply`, with its event list assembled up to the ``*Complete`` ev
 peer does wrong is recorded as a :class:`Deviation`, never repaired silently: a response
 for an ActionID we never sent still reaches the caller, as a Stray, with its deviation.
 
-The I/O loop around it (``amicheck.client``) reads bytes, feeds the parser and this
-object, and keeps what the events carry.
+The event classes are in :mod:`amicheck.protocol.events`. The I/O loop around this object
+(``amicheck.client``) reads bytes, feeds the parser and this object, and keeps what the
+events carry.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
 
 from amicheck.protocol.encoder import encode
+from amicheck.protocol.events import (
+    OK_STATUSES,
+    Banner,
+    Closed,
+    Deviation,
+    DeviationRule,
+    ListItem,
+    MessageQueue,
+    Reply,
+    SessionEvent,
+    Stray,
+    Unsolicited,
+)
+from amicheck.protocol.grammar import BANNER_PREFIX, MAX_BANNER
 from amicheck.protocol.message import Message, MessageKind
 
+# The event classes live in amicheck.protocol.events; they stay importable from here,
+# where the client, the suites and the tests have always taken them.
 __all__ = [
     "State",
     "DeviationRule",
@@ -37,6 +53,7 @@ __all__ = [
     "SessionEvent",
     "HeaderValue",
     "ClientSession",
+    "FirstLine",
     "MessageQueue",
     "SEND_TRANSITIONS",
     "ANSWER_TRANSITIONS",
@@ -52,7 +69,6 @@ HeaderValue = str | int | Iterable[str]
 _EVENT = MessageKind.EVENT
 _RESPONSE = MessageKind.RESPONSE
 _RAW = MessageKind.RAW
-_OK_STATUSES: Final = frozenset({"success", "follows", "goodbye"})
 
 #: Bound on the items one event list keeps (a target that never sends ``*Complete``).
 DEFAULT_MAX_LIST_ITEMS = 50_000
@@ -107,130 +123,6 @@ _ANSWER_ACTIONS: Final = frozenset(action for _, action, _ in ANSWER_TRANSITIONS
 _SEND_ACTIONS: Final = frozenset(action for _, action in SEND_TRANSITIONS) | {"queues"}
 
 
-class DeviationRule(StrEnum):
-    """What the peer (or our own use of an ActionID) did outside the protocol."""
-
-    NO_BANNER = "no-banner"  # the first line is not ``Asterisk Call Manager/x``
-    UNKNOWN_ACTION_ID = "unknown-actionid"  # a response for an ActionID we never sent
-    MISSING_ACTION_ID = "missing-actionid"  # a response without the ActionID we sent
-    DUPLICATE_RESPONSE = "duplicate-response"  # a second response for one ActionID
-    UNEXPECTED_RAW = "unexpected-raw"  # headerless text while no 13.x Queues is pending
-    UNEXPECTED_MESSAGE = "unexpected-message"  # neither a response, an event nor raw text
-    EVENT_BEFORE_LOGIN = "event-before-login"  # events reach a session not logged in
-    LIST_TOO_LONG = "list-too-long"  # an event list over the cap (items dropped, counted)
-    REUSED_ACTION_ID = "reused-actionid"  # we sent an ActionID still awaiting its answer
-
-
-@dataclass(frozen=True, slots=True)
-class Deviation:
-    """One recorded deviation; ``message`` is the offending message, if any."""
-
-    rule: DeviationRule
-    detail: str
-    message: Message | None = None
-
-    def __str__(self) -> str:
-        return f"{self.rule}: {self.detail}"
-
-
-@dataclass(slots=True)
-class Banner:
-    """The first line was read: ``banner`` is the AMI banner, or None if it was not one."""
-
-    banner: str | None
-
-
-@dataclass(slots=True)
-class Reply:
-    """The whole answer to one action (``amicheck.client.Response`` is this class).
-
-    Attributes:
-        response: the ``Response:`` message (or the RAW text block of 13.x ``Queues``).
-        events: the items of an event list, in order, without the final event.
-        complete: the ``*Complete`` (or ``EventList: Cancelled``) event, if a list.
-        action: the action name, lower-case.
-        request_id: the ActionID the action was sent with.
-        dropped: list items dropped over the cap (see :class:`ClientSession`).
-    """
-
-    response: Message
-    events: list[Message] = field(default_factory=list)
-    complete: Message | None = None
-    action: str = ""
-    request_id: str = ""
-    dropped: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """Success, Follows or Goodbye (or a RAW answer, which has no status)."""
-        msg = self.response
-        if msg.kind is _RAW:
-            return True
-        return msg.kind is _RESPONSE and (msg.name or "").lower() in _OK_STATUSES
-
-    @property
-    def status(self) -> str | None:
-        """``Success``, ``Error``, ``Follows``, ``Goodbye``... (None for RAW answers)."""
-        return self.response.name if self.response.kind is _RESPONSE else None
-
-    @property
-    def message(self) -> str | None:
-        """The ``Message:`` header."""
-        return self.response.get("Message")
-
-    @property
-    def action_id(self) -> str | None:
-        """The ActionID the response carries (None for a RAW answer)."""
-        return self.response.action_id
-
-    @property
-    def text(self) -> str | None:
-        """Command output (13.x Follows body, 14+ ``Output:`` lines) or RAW text."""
-        if self.response.text is not None:
-            return self.response.text
-        lines = self.response.getall("Output")
-        return "\n".join(lines) + "\n" if lines else None
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self.response.get(key, default)
-
-    def __getitem__(self, key: str) -> str:
-        return self.response[key]
-
-
-@dataclass(slots=True)
-class ListItem:
-    """An item of an open event list (also kept for its :class:`Reply`)."""
-
-    action_id: str
-    message: Message
-
-
-@dataclass(slots=True)
-class Unsolicited:
-    """An event that belongs to no open event list."""
-
-    message: Message
-
-
-@dataclass(slots=True)
-class Stray:
-    """A message that answers nothing pending; ``deviation`` says why, when it is one."""
-
-    message: Message
-    deviation: Deviation | None
-
-
-@dataclass(slots=True)
-class Closed:
-    """The connection ended; ``unanswered`` are the ActionIDs still waiting."""
-
-    unanswered: tuple[str, ...]
-
-
-SessionEvent = Banner | Reply | ListItem | Unsolicited | Stray | Closed
-
-
 class _Pending:
     __slots__ = ("action_id", "action", "response", "events", "listing", "size", "dropped")
 
@@ -253,7 +145,7 @@ def _is_list_end(msg: Message) -> bool:
 
 
 def _ok(msg: Message) -> bool:
-    return msg.kind is _RAW or (msg.name or "").lower() in _OK_STATUSES
+    return msg.kind is _RAW or (msg.name or "").lower() in OK_STATUSES
 
 
 class ClientSession:
@@ -483,6 +375,14 @@ class ClientSession:
         self.state = State.CLOSED
         return Closed(tuple(self._pending))
 
+    @property
+    def cap_note(self) -> str | None:
+        """One line for a report when the list caps dropped items, else None."""
+        if not self.dropped_list_items:
+            return None
+        return (f"event lists capped at {self.max_list_items:,} items; "
+                f"{self.dropped_list_items:,} dropped")
+
     def forget(self, action_id: str) -> None:
         """Stop waiting for ``action_id`` (its answer, if it comes, is a Stray)."""
         p = self._pending.pop(action_id, None)
@@ -533,55 +433,41 @@ class ClientSession:
         return d
 
 
-class MessageQueue:
-    """Unclaimed messages (events, stray responses), oldest first, capped by count and by
-    estimated memory. Over a cap the OLDEST go (a check waits for what a streaming target
-    says next); ``dropped`` counts them.
+class FirstLine:
+    """The bytes before the first line ends, and whether that line is the AMI banner.
+
+    Asterisk writes ``Asterisk Call Manager/x.y.z`` and CRLF first. Anything else (a bare LF,
+    another text, or over :data:`~amicheck.protocol.grammar.MAX_BANNER` bytes without a line
+    end) is not a banner, and every byte goes to the parser, which records what it makes of
+    them: the caller sees what the server said instead of a repaired version.
     """
 
-    __slots__ = ("msgs", "_sizes", "size", "max_count", "max_bytes", "dropped")
+    __slots__ = ("_head",)
 
-    def __init__(self, max_count: int, max_bytes: int) -> None:
-        self.msgs: deque[Message] = deque()
-        self._sizes: deque[int] = deque()
-        self.size = 0
-        self.max_count = max_count
-        self.max_bytes = max_bytes
-        self.dropped = 0
+    def __init__(self) -> None:
+        self._head: bytearray | None = bytearray()
 
-    def append(self, msg: Message, size: int) -> None:
-        msgs, sizes = self.msgs, self._sizes
-        msgs.append(msg)
-        sizes.append(size)
-        self.size += size
-        while len(msgs) > 1 and (len(msgs) > self.max_count or self.size > self.max_bytes):
-            msgs.popleft()
-            self.size -= sizes.popleft()
-            self.dropped += 1
+    @property
+    def done(self) -> bool:
+        """The first line was decided (or the stream ended before it was)."""
+        return self._head is None
 
-    def take_event(self, pred: Callable[[Message], bool], start: int) -> tuple[Message | None, int]:
-        """Remove and return the first event from index ``start`` on that ``pred`` accepts;
-        else ``(None, len)``, the index to resume from."""
-        msgs = self.msgs
-        for i in range(start, len(msgs)):
-            msg = msgs[i]
-            if msg.kind is _EVENT and pred(msg):
-                del msgs[i]
-                self.size -= self._sizes[i]
-                del self._sizes[i]
-                return msg, i
-        return None, len(msgs)
+    def feed(self, data: bytes) -> tuple[str | None, bytes] | None:
+        """None while undecided; then ``(banner or None, the bytes for the parser)``."""
+        head = self._head
+        assert head is not None, "feed() after the first line was decided"
+        head += data
+        nl = head.find(b"\n")
+        if nl < 0 and len(head) <= MAX_BANNER:
+            return None
+        self._head = None
+        line = bytes(head[:nl] if nl >= 0 else head).rstrip(b"\r")
+        text = line.decode("utf-8", "replace")
+        if nl >= 0 and text.startswith(BANNER_PREFIX) and head[nl - 1:nl] == b"\r":
+            return text, bytes(head[nl + 1:])
+        return None, bytes(head)
 
-    def take(self, events_only: bool = False) -> list[Message]:
-        """Remove and return every message (or every event, leaving the rest)."""
-        out: list[Message] = []
-        msgs: deque[Message] = deque()
-        sizes: deque[int] = deque()
-        for msg, size in zip(self.msgs, self._sizes, strict=True):
-            if events_only and msg.kind is not _EVENT:
-                msgs.append(msg)
-                sizes.append(size)
-            else:
-                out.append(msg)
-        self.msgs, self._sizes, self.size = msgs, sizes, sum(sizes)
-        return out
+    def close(self) -> bytes | None:
+        """End of stream: the bytes of an undecided first line (None if it was decided)."""
+        head, self._head = self._head, None
+        return None if head is None else bytes(head)

@@ -2,6 +2,10 @@
 
 Machines read this file: keys are stable, times are ISO 8601 UTC, outcomes and severities are
 the lower-case words of the model. A change that breaks readers bumps the schema number.
+
+``extra`` is an object of run-level facts (always present, often empty). A run compared with a
+baseline has ``baseline`` (its name) and ``regressions``, ``fixed``, ``still_failing``
+(space-separated requirement IDs); CI reads ``extra.regressions`` to see what is new.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
                 for sev, row in report.counts_by_severity().items()
             },
         },
+        "extra": dict(report.extra),  # a repeated key: the later value, as extra_value()
         "results": [_result(r) for r in report.results],
     }
 
@@ -76,6 +81,9 @@ def from_dict(data: dict[str, Any]) -> RunReport:
     if data.get("schema") != SCHEMA:
         raise ValueError(f"not an {SCHEMA} report (schema: {data.get('schema')!r})")
     target = data["target"]
+    extra = data.get("extra", {})  # absent in reports written before it existed
+    if not isinstance(extra, dict):
+        raise ValueError(f"not an {SCHEMA} report: 'extra' is not an object")
     return RunReport(
         target=target["name"],
         is_sim=bool(target["is_sim"]),
@@ -86,6 +94,7 @@ def from_dict(data: dict[str, Any]) -> RunReport:
         finished=datetime.fromisoformat(data["finished"]),
         interrupted=bool(data.get("interrupted", False)),
         exit_status=data.get("exit_status"),
+        extra=tuple((str(k), str(v)) for k, v in extra.items()),
         results=tuple(
             CheckResult(
                 nodeid=r["nodeid"],

@@ -5,6 +5,13 @@ One ``<testsuite>`` per area (``AMI-AUTH``, ...). The Jenkins/Ant schema (junit-
 ``<property name="AMI-AUTH-003" value="high"/>`` (ID -> severity), after the suite-wide
 ``area``/``target``/``profile``/``amicheck_version`` properties. Each testcase is named
 ``"<ID> <title>"`` with classname ``amicheck.<area>``, so CI views are keyed by requirement.
+
+A run compared with a baseline adds ``amicheck.baseline`` (its name) and
+``amicheck.regressions`` (the run's new failures, space-separated) to every suite, and gives
+each regressed testcase ``<properties><property name="amicheck.regression" value="true"/>``.
+That testcase element is an extension outside junit-10.xsd (as pytest's ``record_property``
+output is); GitLab and Jenkins' JUnit plugin read past it, and a run without regressions
+stays schema-valid.
 """
 
 from __future__ import annotations
@@ -21,7 +28,12 @@ __all__ = ["to_junit_xml"]
 _NOT_IN_SCHEMA = ("disabled",)
 
 
-def _case(r: CheckResult) -> junit_xml.TestCase:
+#: Prefix of a regressed check's failure message: JUnit 10 has no per-testcase properties,
+#: and the message is what CI front ends show.
+REGRESSION_PREFIX = "REGRESSION since the baseline: "
+
+
+def _case(r: CheckResult, regression: bool = False) -> junit_xml.TestCase:
     name = f"{r.requirement} {r.title}" if r.requirement else r.title
     case = junit_xml.TestCase(
         name=name,
@@ -39,6 +51,8 @@ def _case(r: CheckResult) -> junit_xml.TestCase:
         if part
     )
     first_line = r.message.splitlines()[0] if r.message else r.outcome.value
+    if regression:
+        first_line = REGRESSION_PREFIX + first_line
     if r.outcome is Outcome.FAIL:
         case.add_failure_info(message=first_line, output=text, failure_type="failure")
     elif r.outcome is Outcome.ERROR:
@@ -61,13 +75,16 @@ def to_junit_xml(report: RunReport) -> str:
         }
         if report.faults:
             properties["faults"] = ",".join(report.faults)
+        if report.baseline is not None:
+            properties["amicheck.baseline"] = report.baseline
+            properties["amicheck.regressions"] = " ".join(sorted(report.regressions))
         for r in results:
             if r.requirement:
                 properties[r.requirement] = r.severity
         suites.append(
             junit_xml.TestSuite(
                 name=area,
-                test_cases=[_case(r) for r in results],
+                test_cases=[_case(r, report.is_regression(r)) for r in results],
                 timestamp=timestamp,
                 properties=properties,
             )

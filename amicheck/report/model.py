@@ -83,7 +83,36 @@ class RunReport:
     faults: tuple[str, ...] = ()
     interrupted: bool = False
     exit_status: int | None = None
+    #: Run-level facts as (key, value) pairs, e.g. ``baseline`` (the baseline's name) and
+    #: ``regressions``, ``fixed``, ``still_failing`` (space-separated keys) of a run compared
+    #: with a baseline (:func:`amicheck.fleet.baseline.mark_run`).
     extra: tuple[tuple[str, str], ...] = field(default=())
+
+    def extra_value(self, key: str) -> str | None:
+        """The last value of ``key`` in :attr:`extra` (a later mark wins); None if absent."""
+        found = None
+        for k, v in self.extra:
+            if k == key:
+                found = v
+        return found
+
+    def extra_keys(self, key: str) -> tuple[str, ...]:
+        """A space-separated list in :attr:`extra` (``regressions`` ...), as a tuple."""
+        return tuple((self.extra_value(key) or "").split())
+
+    @property
+    def baseline(self) -> str | None:
+        """The name of the baseline this run was compared with; None without one."""
+        return self.extra_value("baseline")
+
+    @property
+    def regressions(self) -> frozenset[str]:
+        """Result keys that fail or error now and did not in the baseline."""
+        return frozenset(self.extra_keys("regressions"))
+
+    def is_regression(self, result: CheckResult) -> bool:
+        """True for a failure or error that is new against the baseline."""
+        return result.outcome in (Outcome.FAIL, Outcome.ERROR) and result.key in self.regressions
 
     @property
     def duration(self) -> float:

@@ -1,15 +1,17 @@
 """The state every connection of the simulator shares, on the simulator's event loop.
 
 :class:`SimCore` holds the users, the sessions, the PBX, the event broadcast, the security
-events and the decisions that do not depend on one connection (may this user log in from
-there, may these privileges run that action). How it decides is read from one
-:class:`~amicheck.sim.behaviour.Behaviour`: compliant by default, a fault's overrides when
-one is on.
+events and what every connection's sans-I/O
+:class:`~amicheck.protocol.server_session.ServerSession` is given: the banner, the handler
+table, the challenges and its :class:`~amicheck.protocol.server_session.ServerRules`. How it
+decides is read from one :class:`~amicheck.sim.behaviour.Behaviour`: compliant by default, a
+fault's overrides when one is on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import time
@@ -17,11 +19,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from amicheck.errors import LocalProtocolError
-from amicheck.privileges import names_to_mask, required_classes
+from amicheck.privileges import names_to_mask
 from amicheck.profile import Profile, User
 from amicheck.protocol.encoder import encode
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request
+from amicheck.protocol.server_session import ServerRules
 from amicheck.sim import handlers as _handlers
 from amicheck.sim import replies
 from amicheck.sim.behaviour import Behaviour
@@ -32,7 +35,7 @@ from amicheck.sim.pbx import Pbx
 if TYPE_CHECKING:
     from amicheck.sim.session import AmiSession
 
-__all__ = ["SimCore", "wire", "tv", "Handler", "ISSUED_CHALLENGES"]
+__all__ = ["SimCore", "wire", "tv", "rules_of", "Handler", "ISSUED_CHALLENGES"]
 
 Handler = Callable[[ActionContext, Request], None]
 _CORE_ACTIONS = frozenset({"login", "logoff", "challenge", "events"})
@@ -114,6 +117,7 @@ class SimCore:
         self.auth_limit: int | None = s.auth_limit if b.enforce_auth_limit else None
         self.write_timeout = max(s.write_timeout_ms, 1) / 1000.0
         self.timestamps = b.timestamps(s.timestamp_events)
+        self.rules = rules_of(b)
         self.handlers: dict[str, Handler] = {}
         self.pbx: Pbx
         self._load_handlers()
@@ -219,19 +223,7 @@ class SimCore:
         ]
         self.emit(replies.event(name, ("security",), items), frozenset({"security"}))
 
-    # -- checks -----------------------------------------------------------------------------
-    def acl_ok(self, user: User, ip: str) -> bool:
-        """May ``user`` log in from ``ip`` (the UCM rule: an empty list denies all)."""
-        return self.behaviour.acl(user, ip)
 
-    def allowed(self, privs: tuple[str, ...], action: str) -> bool:
-        """process_message: authority 0, or any required class in the user's write perms."""
-        b = self.behaviour
-        if action in b.unchecked_actions:
-            return True
-        need = required_classes(action, b.privilege_table)
-        if need is None:
-            return "all" in privs  # an action the table does not know: only "all" runs it
-        if not need or need & b.unchecked_classes:
-            return True
-        return names_to_mask(privs) & names_to_mask(need) != 0
+def rules_of(b: Behaviour) -> ServerRules:
+    """The hooks the sans-I/O server session applies, as plain values (same names)."""
+    return ServerRules(**{f.name: getattr(b, f.name) for f in dataclasses.fields(ServerRules)})

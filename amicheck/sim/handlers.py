@@ -14,7 +14,7 @@ header order, ActionID placement, event lists), except where the UCM guide says 
 - ListCommands lists only what the user may run (``privileges.may_run``), ``(Priv: ...)``
   from the UCM table (Bridge* need ``call``), unless a fault says otherwise.
 - GetConfig refuses paths outside the config directory (``File requires escalated
-  priveledges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on.
+  privileges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on.
 
 Handlers never do I/O and never sleep; ``ctx.reply`` queues a message to the session and
 the PBX (``ctx.pbx``) emits events and schedules delays through the core.
@@ -27,6 +27,7 @@ from amicheck.privileges import may_run, privilege_header
 from amicheck.sim import replies
 from amicheck.sim.actions import calls, config, queues, system
 from amicheck.sim.actions.base import ActionContext, Handler, RequestLike, aid, err
+from amicheck.sim.actions.dialect import dialect_of
 from amicheck.sim.actions.system import ASTERISK_VERSION
 
 __all__ = [
@@ -135,15 +136,33 @@ SYNOPSIS: dict[str, str] = {
 }
 
 
+#: Asterisk 22's actions that 13 lacks (synopsis, privilege classes), and 13's it dropped.
+_ONLY_22: dict[str, tuple[str, frozenset[str]]] = {
+    "DeviceStateList": ("List the current known device states.",
+                        frozenset({"call", "reporting"})),
+    "PresenceStateList": ("List the current known presence states.",
+                          frozenset({"call", "reporting"})),
+    "QueueChangePriorityCaller": ("Change priority of a caller on queue.", frozenset()),
+    "QueueWithdrawCaller": ("Request to withdraw a caller from the queue back to the "
+                            "dialplan.", frozenset()),
+}
+_NOT_22 = frozenset({"DataGet", "Queues"})
+
+
 def _listcommands(ctx: ActionContext, req: RequestLike) -> None:
     """The actions the user may run, ``Name: Synopsis  (Priv: ...)``, sorted like Asterisk."""
     table = ctx.behaviour.privilege_table
     leak = ctx.behaviour.list_all_commands
+    synopsis = SYNOPSIS
+    if ctx.pbx.dialect == "22":
+        table = {**table, **{k.lower(): v[1] for k, v in _ONLY_22.items()}}
+        synopsis = {k: v for k, v in SYNOPSIS.items() if k not in _NOT_22}
+        synopsis.update({k: v[0] for k, v in _ONLY_22.items()})
     items: list[tuple[str, str]] = []
-    for name in sorted(SYNOPSIS, key=str.lower):
+    for name in sorted(synopsis, key=str.lower):
         need = table.get(name.lower(), frozenset())
         if leak or may_run(ctx.privileges, name, table):
-            items.append((name, f"{SYNOPSIS[name]}  (Priv: {privilege_header(need)})"))
+            items.append((name, f"{synopsis[name]}  (Priv: {privilege_header(need)})"))
     ctx.reply(replies.response("Success", aid(ctx), None, items))
 
 
@@ -152,12 +171,26 @@ def _unsupported(ctx: ActionContext, req: RequestLike) -> None:
     err(ctx, f"{req.header('Action', skip_empty=True)} is not available on this system")
 
 
+def _in_dialect(handler: Handler) -> Handler:
+    """``handler`` with the PBX told first which Asterisk the profile asks for (13/22)."""
+
+    def run(ctx: ActionContext, req: RequestLike) -> None:
+        ctx.pbx.dialect = dialect_of(ctx.profile)
+        handler(ctx, req)
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
 HANDLERS: dict[str, Handler] = {
-    "listcommands": _listcommands,
-    **system.HANDLERS,
-    **calls.HANDLERS,
-    **queues.HANDLERS,
-    **config.HANDLERS,
+    name: _in_dialect(handler)
+    for name, handler in {
+        "listcommands": _listcommands,
+        **system.HANDLERS,
+        **calls.HANDLERS,
+        **queues.HANDLERS,
+        **config.HANDLERS,
+    }.items()
 }
 
 _CORE_ACTIONS = frozenset({"login", "logoff", "challenge", "events"})

@@ -246,6 +246,9 @@ class OriginateSpec:
     variables: tuple[tuple[str, str], ...] = ()
     action_id: str | None = None
     async_: bool = False
+    #: ChannelId / OtherChannelId: the Uniqueids to give (Local ;2 defaults to ChannelId;2)
+    channel_id: str = ""
+    other_id: str = ""
 
     @property
     def dialstring(self) -> str:
@@ -301,6 +304,10 @@ class Pbx:
         self._local_seq = rng.randrange(0, 8)
         self._pjsip_seq = rng.randrange(0, 16)
         self._bridge_seq = 0
+        #: ast_processed_calls ("N calls processed" of core show channels)
+        self.calls_processed = 0
+        #: the Asterisk the model speaks ("13" or "22", set from the profile by the handlers)
+        self.dialect = getattr(self, "dialect", "13")
         self.channels: dict[str, Channel] = {}
         self.dialplan = _dialplan()
         self.includes = dict(_INCLUDES)
@@ -361,9 +368,16 @@ class Pbx:
         return uid
 
     def _new_channel(
-        self, name: str, state: int, context: str, exten: str, linkedid: str | None = None
+        self,
+        name: str,
+        state: int,
+        context: str,
+        exten: str,
+        linkedid: str | None = None,
+        uniqueid: str = "",
     ) -> Channel:
-        uid = self._new_uniqueid()
+        uid = uniqueid or self._new_uniqueid()
+        self.calls_processed += 1
         ch = Channel(
             name=name,
             uniqueid=uid,
@@ -515,6 +529,23 @@ class Pbx:
             ("Paused", "1" if m.paused else "0"),
             ("PausedReason", m.paused_reason),
             ("Ringinuse", "1" if m.ringinuse else "0"),
+        ] if self.dialect == "13" else [
+            ("Queue", q.name),
+            ("MemberName", m.name),
+            ("Interface", m.interface),
+            ("StateInterface", m.state_interface),
+            ("Membership", m.membership),
+            ("Penalty", str(m.penalty)),
+            ("CallsTaken", str(m.calls_taken)),
+            ("LastCall", str(m.last_call)),
+            ("LastPause", "0"),
+            ("LoginTime", str(int(self.started))),
+            ("InCall", str(m.in_call)),
+            ("Status", str(self.member_status(m))),
+            ("Paused", "1" if m.paused else "0"),
+            ("PausedReason", m.paused_reason),
+            ("Ringinuse", "1" if m.ringinuse else "0"),
+            ("Wrapuptime", "0"),
         ]
 
     # -- originate --------------------------------------------------------------------------
@@ -560,8 +591,11 @@ class Pbx:
         items += [
             ("Response", "Success" if ok else "Failure"),
             ("Channel", ch.name if ch is not None else spec.dialstring),
-            ("Context", spec.context),
-            ("Exten", spec.exten),
+            *(
+                [("Application", spec.application), ("Data", spec.appdata)]
+                if spec.application
+                else [("Context", spec.context), ("Exten", spec.exten)]
+            ),
             ("Reason", str(reason)),
             ("Uniqueid", ch.uniqueid if ch is not None else _UNKNOWN),
             ("CallerIDNum", spec.cid_num or _UNKNOWN),
@@ -578,8 +612,11 @@ class Pbx:
         base = f"Local/{exten}@{ctx}"
         seq = f"{self._local_seq:08x}"
         self._local_seq += 1
-        one = self._new_channel(f"{base}-{seq};1", 0, ctx, exten)
-        two = self._new_channel(f"{base}-{seq};2", 4, ctx, exten, linkedid=one.linkedid)
+        other = spec.other_id or (f"{spec.channel_id};2" if spec.channel_id else "")
+        one = self._new_channel(f"{base}-{seq};1", 0, ctx, exten, uniqueid=spec.channel_id)
+        two = self._new_channel(
+            f"{base}-{seq};2", 4, ctx, exten, linkedid=one.linkedid, uniqueid=other
+        )
         one.peer, two.peer = two, one
         one.local_base = two.local_base = base
         one.accountcode = two.accountcode = spec.account
@@ -645,7 +682,9 @@ class Pbx:
         endpoint = spec.data.split("/", 1)[0]
         seq = f"{self._pjsip_seq:08x}"
         self._pjsip_seq += 1
-        ch = self._new_channel(f"PJSIP/{endpoint}-{seq}", 0, "from-internal", "s")
+        ch = self._new_channel(
+            f"PJSIP/{endpoint}-{seq}", 0, "from-internal", "s", uniqueid=spec.channel_id
+        )
         ch.endpoint = endpoint
         ch.accountcode = spec.account
         for k, v in spec.variables:
@@ -803,9 +842,24 @@ class Pbx:
         self._after_hangup(ch, peer)
 
     def hangup(self, ch: Channel, cause: int | None = None) -> None:
-        """The AMI Hangup action (Cause: default 16 Normal Clearing)."""
+        """The AMI Hangup action (Cause: default 16 Normal Clearing; a Local half: 0)."""
+        peer = ch.peer if ch.peer is not None and ch.peer.alive else None
+        if peer is not None and ch.local_base is not None and ch.bridge is None:
+            self._hangup_local(ch, peer, cause or 0)
+            return
         c = 16 if not cause else cause
         self._hangup(ch, c, request=True, request_cause=cause or 0)
+
+    def _hangup_local(self, ch: Channel, peer: Channel, cause: int) -> None:
+        """AMI Hangup of one half of a Local pair, as Asterisk 13.38 and 22 emit it (the
+        fidelity harness): the other half gets HangupRequest, the ;2 half (dialplan side)
+        SoftHangupRequest 16, both hang up with the given cause; no HangupRequest on ;1."""
+        one, two = (ch, peer) if ch.name.endswith(";1") else (peer, ch)
+        self._chan_event("HangupRequest", peer, ("Cause", str(cause)))
+        self._hangup_event(one, cause)
+        self._chan_event("SoftHangupRequest", two, ("Cause", "16"))
+        self._hangup_event(two, cause)
+        self._after_hangup(ch, peer)
 
     def set_absolute_timeout(self, ch: Channel, seconds: float) -> None:
         """AbsoluteTimeout: hang the channel up ``seconds`` from now (0 cancels)."""

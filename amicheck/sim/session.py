@@ -1,13 +1,13 @@
-"""One AMI connection of the simulator.
+"""One AMI connection of the simulator: a thin asyncio loop over the sans-I/O session.
 
-:class:`AmiSession` is an asyncio protocol that frames the client's bytes with
-:class:`~amicheck.protocol.RequestParser` (Asterisk 13's get_input and do_message) and
-answers as ``main/manager.c`` does (ami-reference.md sections 1, 2 and 6): the check order
-of process_message, the security events, the auth timeout counted from connect, the auth
-limit and the write timeout. Login, Challenge and Events are in :mod:`amicheck.sim.auth`;
-every other action goes to the handlers of :mod:`amicheck.sim.handlers` after the
-write-privilege check. Deviations are read from the core's
-:class:`~amicheck.sim.behaviour.Behaviour`.
+:class:`AmiSession` frames the client's bytes with :class:`~amicheck.protocol.RequestParser`
+(Asterisk 13's get_input), hands each request to a
+:class:`~amicheck.protocol.server_session.ServerSession` (process_message, the login rules)
+and carries out the events it returns: writes, the handlers of :mod:`amicheck.sim.handlers`,
+the login verdict (:mod:`amicheck.sim.auth`), security events, closes. What needs a clock or
+the socket stays here (ami-reference.md sections 1, 2 and 6): the auth timeout counted from
+connect, the auth limit, the fail delay, the write timeout, byte-level framing faults.
+Deviations are read from the core's :class:`~amicheck.sim.behaviour.Behaviour`.
 
 Fairness: a session runs at most :data:`ACTIONS_PER_TURN` actions (and about
 :data:`TURN_BUDGET_S` of work) per event-loop turn and stops reading while it has a
@@ -23,10 +23,22 @@ import time
 from collections import deque
 from typing import Any
 
-from amicheck.privileges import ALL_MASK
-from amicheck.protocol.grammar import LINE_TOO_LONG, TOO_MANY_LINES
 from amicheck.protocol.message import Message
 from amicheck.protocol.request import Request, RequestParser
+from amicheck.protocol.server_session import (
+    Authenticate,
+    AuthFailed,
+    Close,
+    Crash,
+    Greeting,
+    LoggedIn,
+    Reply,
+    RunAction,
+    SecurityEvent,
+    ServerEvent,
+    ServerSession,
+    State,
+)
 from amicheck.sim import auth, replies
 from amicheck.sim.behaviour import MISSING_ACTION, UNKNOWN_COMMAND
 from amicheck.sim.core import SimCore, tv, wire
@@ -51,7 +63,6 @@ ACTIONS_PER_TURN = 512
 #: ... or fewer, once the turn has taken this long (an action may broadcast to hundreds).
 TURN_BUDGET_S = 0.004
 
-_PREAUTH = frozenset({"login", "logoff", "challenge"})
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
@@ -72,16 +83,13 @@ class AmiSession(asyncio.Protocol):
         self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser()
-        self.authed = False
+        self.ss = ServerSession(core.banner.decode().removesuffix("\r\n"), rules=core.rules,
+                                actions=core.handlers, new_challenge=core.challenge)
         self.counted = False  # counted in core.unauth
         self.closing = False  # no more input is processed
         self.stalled = False
-        self.username = ""
-        self.privs: tuple[str, ...] = ()
-        self.read_mask = 0
-        self.send_events = ALL_MASK
+        #: what a broadcast needs to reach this session (copied from the session state)
         self.event_bits = 0
-        self.challenge_value = ""
         self.session_id = ""
         self.session_tv = ""
         self.ip = ""
@@ -93,7 +101,6 @@ class AmiSession(asyncio.Protocol):
         self._batch: list[bytes] | None = None
         self._close_after_slow = False
         self._last_cr = False
-        self._allowed: dict[str, bool] = {}
         self._backlog: deque[Request] = deque()
         self._turn: asyncio.Handle | None = None
         self._write_paused = False
@@ -108,25 +115,24 @@ class AmiSession(asyncio.Protocol):
             transport.abort()
             return
         core.sessions.add(self)
-        if core.auth_limit is not None and core.unauth >= core.auth_limit:
-            # session_do: over authlimit the stream is closed before the banner
-            self.closing = True
-            transport.close()
-            return
-        core.unauth += 1
-        self.counted = True
-        self.ip, self.remote = _address(transport.get_extra_info("peername"), self.tls)
-        self.local = _address(transport.get_extra_info("sockname"), self.tls)[1]
-        self.session_id = core.next_session_id()
-        self.session_tv = tv()
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_BOUND)
-        if core.auth_timeout is not None:
-            self._auth_timer = core.loop.call_later(core.auth_timeout, self._auth_expired)
-        self.write(core.banner)
+        # session_do: over authlimit the stream is closed before the banner
+        over = core.auth_limit is not None and core.unauth >= core.auth_limit
+        if not over:
+            core.unauth += 1
+            self.counted = True
+            self.ip, self.remote = _address(transport.get_extra_info("peername"), self.tls)
+            self.local = _address(transport.get_extra_info("sockname"), self.tls)[1]
+            self.session_id = core.next_session_id()
+            self.session_tv = tv()
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_BOUND)
+            if core.auth_timeout is not None:
+                self._auth_timer = core.loop.call_later(core.auth_timeout, self._auth_expired)
+        self._apply(self.ss.start(over_auth_limit=over))
 
     def connection_lost(self, exc: Exception | None) -> None:
         core = self.core
         self.closing = True
+        self.ss.connection_lost()
         core.sessions.discard(self)
         core.authed.pop(self, None)
         if self.counted:
@@ -146,10 +152,8 @@ class AmiSession(asyncio.Protocol):
         self.connection_lost(None)
 
     def _auth_expired(self) -> None:
-        # do_message: authtimeout counted from authstart (connect); silent close
-        if not self.authed and self.transport is not None:
-            self.closing = True
-            self.transport.close()
+        if self.transport is not None:
+            self._apply(self.ss.auth_timeout())
 
     def close_after_writes(self) -> None:
         self.closing = True
@@ -297,76 +301,54 @@ class AmiSession(asyncio.Protocol):
             self._last_cr = data[-1:] == b"\r"
         return head + _BARE_LF.sub(b" ", data)
 
-    def _refuse(self, aid: str | None, action: str) -> None:
-        self.send(replies.error(aid, "Permission denied"))
-        self.core.security(
-            "RequestNotAllowed", self, self.username, [("RequestType", f"Action: {action}")]
-        )
-
     def process(self, req: Request) -> None:
         """process_message / do_message for one framed request."""
-        core = self.core
-        b = core.behaviour
-        error = req.error
-        if error is not None:
-            if b.crash_on_hostile:
-                core.crash()
-            if not (
-                (error == LINE_TOO_LONG and not b.refuse_long_lines)
-                or (error == TOO_MANY_LINES and not b.refuse_many_headers)
-            ):
-                self.send(replies.error(req.header("ActionID") or None, error))
-                return
-        action = b.action_of(req)
-        # astman_send_response_full: ActionID only when present and non-empty
-        aid = req.header("ActionID") or None
-        if not action:
-            self.send(replies.error(aid, b.missing_action_text))
-            # security events travel through stasis in Asterisk: they arrive after the reply
-            core.security(
-                "RequestBadFormat", self, self.username, [("RequestType", "Action: NONE")]
-            )
-            return
-        low = action.lower()
-        if low in _PREAUTH:
-            if low == "login":
-                auth.login(self, req, aid)
-            elif low == "logoff":
-                self.send(replies.response("Goodbye", aid, "Thanks for all the fish."))
-                if b.close_on_logoff:
+        self._apply(self.ss.receive(req))
+
+    # -- carrying out the session's events ----------------------------------------------------
+    def _apply(self, events: list[ServerEvent]) -> None:
+        for ev in events:
+            kind = type(ev)
+            if kind is RunAction:
+                assert isinstance(ev, RunAction)
+                self._run(ev)
+            elif kind is Reply:
+                assert isinstance(ev, Reply)
+                self.send(ev.message)
+            elif kind is SecurityEvent:
+                assert isinstance(ev, SecurityEvent)
+                self.core.security(ev.kind, self, ev.account, ev.fields)
+            elif kind is Authenticate:
+                assert isinstance(ev, Authenticate)
+                self._apply(self.ss.login_verdict(auth.verdict(self.core, self.ip, ev)))
+            elif kind is LoggedIn:
+                self._logged_in()
+            elif kind is AuthFailed:
+                assert isinstance(ev, AuthFailed)
+                self._fail(ev.reply)
+            elif kind is Close:
+                assert isinstance(ev, Close)
+                if ev.graceful:
                     self.close_after_writes()
-            else:
-                auth.challenge(self, req, aid)
-            return
-        privs = self.privs
-        if not self.authed:
-            if b.login_required:
-                self._refuse(aid, action)
-                return
-            privs = ("all",)
-        if low == "events":
-            auth.events(self, req, aid)
-            return
-        handler = core.handlers.get(low)
-        if handler is None:
-            self.send(replies.error(aid, b.unknown_command_text.format(action)))
-            core.security(
-                "RequestBadFormat", self, self.username, [("RequestType", f"Action: {action}")]
-            )
-            return
-        ok = self._allowed.get(low) if privs is self.privs else None
-        if ok is None:
-            ok = core.allowed(privs, low)
-            if privs is self.privs:
-                self._allowed[low] = ok
-        if not ok:
-            self._refuse(aid, action)
-            return
+                else:
+                    self.closing = True
+                    if self.transport is not None:
+                        self.transport.close()
+            elif kind is Greeting:
+                assert isinstance(ev, Greeting)
+                self.write(self.core.banner)
+            elif kind is Crash:
+                self.core.crash()
+        self.event_bits = self.ss.event_bits
+
+    def _run(self, ev: RunAction) -> None:
+        core = self.core
+        handler = core.handlers[ev.action]
         ctx = ActionContext(
             session_id=self.session_id,
-            username=self.username,
-            privileges=frozenset(privs),
-            action_id=aid,
+            username=ev.username,
+            privileges=ev.privileges,
+            action_id=ev.action_id,
             faults=core.faults,
             profile=core.profile,
             pbx=core.pbx,
@@ -374,39 +356,40 @@ class AmiSession(asyncio.Protocol):
             local=self.local,
             remote=self.remote,
             tls=self.tls,
-            behaviour=b,
+            behaviour=core.behaviour,
         )
         try:
-            handler(ctx, req)
+            handler(ctx, ev.request)
         except Exception as exc:  # noqa: BLE001 - collected, re-raised by check_errors()
-            core.errors.append(HandlerError(action, exc))
-            self.send(replies.error(aid, "Internal simulator error"))
+            core.errors.append(HandlerError(ev.name, exc))
+            self.send(replies.error(ev.action_id, "Internal simulator error"))
 
-    # -- what auth.py needs -----------------------------------------------------------------
-    def logged_in(self) -> None:
-        """Bookkeeping of a successful Login: no longer unauthenticated, no auth timer."""
-        self.authed = True
+    def _logged_in(self) -> None:
+        """A successful Login: no longer unauthenticated, no auth timer, in the broadcast."""
         if self.counted:
             self.core.unauth -= 1
             self.counted = False
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
-        self._allowed.clear()
+        self.session_tv = tv()
+        self.event_bits = self.ss.event_bits
+        self.core.authed[self] = None
 
-    def update_event_bits(self) -> None:
-        read = self.read_mask if self.core.behaviour.events_by_read_privilege else ALL_MASK
-        self.event_bits = read & self.send_events
-
-    def fail(self, aid: str | None) -> None:
+    def _fail(self, reply: Message) -> None:
         """authenticate() failed: sleep(1), ``Authentication failed``, close."""
         self.closing = True
         self._backlog.clear()
         self._reading(False)
-        self.core.loop.call_later(self.core.fail_delay, self._fail_finish, aid)
+        self.core.loop.call_later(self.core.fail_delay, self._fail_finish, reply)
 
-    def _fail_finish(self, aid: str | None) -> None:
+    def _fail_finish(self, reply: Message) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        self.send(replies.error(aid, "Authentication failed"))
+        self.send(reply)
         self.close_after_writes()
+
+    @property
+    def state(self) -> State:
+        """Where the sans-I/O session stands."""
+        return self.ss.state

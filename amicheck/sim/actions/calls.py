@@ -78,6 +78,7 @@ def _originate(ctx: ActionContext, req: RequestLike) -> None:
         appdata=appdata, cid_num=cid_num, cid_name=cid_name, timeout_ms=to,
         account=req.header("Account"), variables=tuple(variables), action_id=aid(ctx),
         async_=ast_true(req.header("Async")),
+        channel_id=req.header("ChannelId"), other_id=req.header("OtherChannelId"),
     )
     if spec.async_:
         ack(ctx, "Originate successfully queued")
@@ -150,16 +151,22 @@ def _status(ctx: ActionContext, req: RequestLike) -> None:
 
 def _status_fields(pbx: Pbx, ch: Channel, wanted: list[str], now: float
                    ) -> list[tuple[str, str]]:
-    """One Status item: the channel, then the ``Variables`` asked for."""
-    fields = [("Privilege", "Call"), *pbx.snapshot(ch),
+    """One Status item: the channel, then the ``Variables`` asked for. 13's snapshot has
+    ``Accountcode`` and no Language (22: Language, AccountCode); a Local channel is slin."""
+    snap = pbx.snapshot(ch)
+    if pbx.dialect == "13":
+        snap = [("Accountcode", v) if k == "AccountCode" else (k, v) for k, v in snap
+                if k != "Language"]
+    fmt = "slin" if ch.tech.lower() == "local" else "ulaw"
+    fields = [("Privilege", "Call"), *snap,
               ("Type", ch.tech), ("DNID", ""),
               ("EffectiveConnectedLineNum", ch.conn_num or "<unknown>"),
               ("EffectiveConnectedLineName", ch.conn_name or "<unknown>"),
               ("TimeToHangup", str(int(ch.hangup_at)) if ch.hangup_at else "0"),
               ("BridgeID", ch.bridge or ""),
               ("Application", ch.application), ("Data", ch.appdata),
-              ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"), ("Readtrans", ""),
-              ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", "0"),
+              ("Nativeformats", f"({fmt})"), ("Readformat", fmt), ("Readtrans", ""),
+              ("Writeformat", fmt), ("Writetrans", ""), ("Callgroup", "0"),
               ("Pickupgroup", "0"), ("Seconds", str(int(now - ch.created)))]
     return fields + [("Variable", f"{v}={pbx.get_var(ch, v)}") for v in wanted]
 

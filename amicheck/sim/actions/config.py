@@ -1,8 +1,9 @@
 """Configuration and dialplan actions over the PBX's fake files and dialplan.
 
-GetConfig refuses paths outside the config directory (``File requires escalated
-priveledges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on; then
-``../`` reaches the fake ``/etc/passwd``.
+GetConfig and UpdateConfig refuse paths outside the config directory (``File requires
+escalated privileges``, the post-2022 text) unless the ``getconfig-traversal`` fault is on;
+then ``../`` reaches the fake ``/etc/passwd``. UpdateConfig applies its ``Action-NNNNNN``
+edits as 13's handle_updates does (same error texts) and writes the destination file.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _config_key(ctx: ActionContext, fn: str) -> str | None:
     path = posixpath.normpath(posixpath.join("/etc/asterisk", fn))
     inside = path.startswith("/etc/asterisk/")
     if not inside and ctx.behaviour.config_paths_confined:
-        err(ctx, "File requires escalated priveledges")
+        err(ctx, "File requires escalated privileges")
         return None
     key = path[len("/etc/asterisk/"):] if inside else path
     if key not in ctx.pbx.files:
@@ -113,15 +114,95 @@ def _createconfig(ctx: ActionContext, req: RequestLike) -> None:
     path = posixpath.normpath(posixpath.join("/etc/asterisk", fn))
     if not fn or not path.startswith("/etc/asterisk/"):
         return err(ctx, "Failed to create configuration file")
-    ctx.pbx.files.setdefault(path[len("/etc/asterisk/"):], "")
+    key = path[len("/etc/asterisk/"):]
+    if key in ctx.pbx.files:
+        return err(ctx, "File exists")
+    ctx.pbx.files[key] = ""
     ack(ctx, "New configuration file created successfully")
     return None
 
 
+#: handle_updates() results -> astman_send_error texts (manager.c, 13.x)
+_UPDATE_ERRORS = {
+    "action": "Unknown action command",
+    "category": "Given category does not exist",
+    "nocat": "Category not specified",
+    "argument": "Problem with category, value, or line (if required)",
+    "newcat": "Create category did not complete successfully",
+    "update": "Update did not complete successfully",
+}
+
+
+def _apply_updates(cats: list[tuple[str, list[tuple[str, str]]]], req: RequestLike) -> str:
+    """handle_updates(): apply ``Action-NNNNNN`` to ``cats`` in place; "" or an error key."""
+    for n in range(100000):
+        action = req.header(f"Action-{n:06d}").lower()
+        if not action:
+            return ""
+        cat = req.header(f"Cat-{n:06d}")
+        if not cat:
+            return "nocat"
+        var, value = req.header(f"Var-{n:06d}"), req.header(f"Value-{n:06d}")
+        match = req.header(f"Match-{n:06d}")
+        found = next((c for c in cats if c[0] == cat), None)
+        if action == "newcat":
+            if found is not None:
+                return "newcat"
+            cats.append((cat, []))
+            continue
+        if action not in ("renamecat", "delcat", "emptycat", "update", "delete", "append",
+                          "insert"):
+            return "action"
+        if action in ("renamecat", "update", "delete", "append", "insert") and not (
+            value if action == "renamecat" else var
+        ):
+            return "argument"
+        if found is None:
+            return "category"
+        lines = found[1]
+        if action == "renamecat":
+            cats[cats.index(found)] = (value, lines)
+        elif action == "delcat":
+            cats.remove(found)
+        elif action == "emptycat":
+            lines.clear()
+        elif action in ("append", "insert"):
+            lines.append((var, value))
+        else:  # update, delete (a delete that finds nothing reports "update", as 13 does)
+            hits = [i for i, (k, v) in enumerate(lines) if k == var and (not match or v == match)]
+            if not hits:
+                return "update"
+            if action == "update":
+                lines[hits[0]] = (var, value)
+            else:
+                del lines[hits[0]]
+    return ""
+
+
 def _updateconfig(ctx: ActionContext, req: RequestLike) -> None:
     names = required(ctx, req, "SrcFilename", "DstFilename", text="Filename not specified")
-    if names is None or _config_key(ctx, names[0]) is None:
+    if names is None:
         return None
+    path = posixpath.normpath(posixpath.join("/etc/asterisk", names[1]))
+    inside = path.startswith("/etc/asterisk/")
+    dst = path[len("/etc/asterisk/"):] if inside else path
+    if ctx.pbx.dialect == "22" and ctx.behaviour.config_paths_confined and not all(
+        posixpath.normpath(posixpath.join("/etc/asterisk", n))[len("/etc/asterisk/"):]
+        in ctx.pbx.files for n in names
+    ):  # 22's is_restricted_file: a file that does not exist is refused too
+        return err(ctx, "File requires escalated privileges")
+    src = _config_key(ctx, names[0])
+    if src is None:
+        return None
+    if not inside and ctx.behaviour.config_paths_confined:
+        return err(ctx, "File requires escalated privileges")
+    cats = _parse_conf(ctx.pbx.files[src])
+    problem = _apply_updates(cats, req)
+    if problem:
+        return err(ctx, _UPDATE_ERRORS[problem])
+    text = "".join(f"[{c}]\n" + "".join(f"{k} = {v}\n" for k, v in lines) + "\n"
+                   for c, lines in cats)
+    ctx.pbx.files[dst] = text
     ack(ctx)
     return None
 

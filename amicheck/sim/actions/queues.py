@@ -23,25 +23,29 @@ from amicheck.sim.pbx import (
 __all__ = ["HANDLERS", "queue_show"]
 
 
-def _queue_params(q: Queue) -> list[tuple[str, str]]:
+def _queue_params(q: Queue, modern: bool = False) -> list[tuple[str, str]]:
+    perf2 = [("ServicelevelPerf2", "0.0")] if modern else []
     return [
         ("Queue", q.name), ("Max", str(q.max)), ("Strategy", q.strategy), ("Calls", "0"),
         ("Holdtime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
         ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)),
-        ("ServiceLevel", str(q.servicelevel)), ("ServicelevelPerf", "0.0"),
+        ("ServiceLevel", str(q.servicelevel)), ("ServicelevelPerf", "0.0"), *perf2,
         ("Weight", str(q.weight)),
     ]
 
 
 def _member_item(pbx: Pbx, q: Queue, m: QueueMember) -> list[tuple[str, str]]:
-    """The QueueStatus ``QueueMember`` item fields (Name/Location, 13.38 order)."""
+    """The QueueStatus ``QueueMember`` item fields (Name/Location, 13.38 order; 22 adds
+    LastPause, LoginTime and Wrapuptime)."""
+    modern = pbx.dialect == "22"
+    times = [("LastPause", "0"), ("LoginTime", str(int(pbx.started)))] if modern else []
     return [
         ("Queue", q.name), ("Name", m.name), ("Location", m.interface),
         ("StateInterface", m.state_interface), ("Membership", m.membership),
         ("Penalty", str(m.penalty)), ("CallsTaken", str(m.calls_taken)),
-        ("LastCall", str(m.last_call)), ("InCall", str(m.in_call)),
+        ("LastCall", str(m.last_call)), *times, ("InCall", str(m.in_call)),
         ("Status", str(pbx.member_status(m))), ("Paused", "1" if m.paused else "0"),
-        ("PausedReason", m.paused_reason),
+        ("PausedReason", m.paused_reason), *([("Wrapuptime", "0")] if modern else []),
     ]
 
 
@@ -54,7 +58,7 @@ def _queuestatus(ctx: ActionContext, req: RequestLike) -> None:
     for q in pbx.queues.values():
         if want_q and q.name != want_q:
             continue
-        items.append(("QueueParams", _queue_params(q)))
+        items.append(("QueueParams", _queue_params(q, pbx.dialect == "22")))
         items += [("QueueMember", _member_item(pbx, q, m)) for m in q.members
                   if not want_m or want_m in (m.interface, m.name)]
     send_list(ctx, "Queue status will follow", "QueueStatusComplete", items)
@@ -84,6 +88,9 @@ def _queuesummary(ctx: ActionContext, req: RequestLike) -> None:
 def _queues(ctx: ActionContext, req: RequestLike) -> None:
     """The UCM's Queues: an event list (see the module docstring for the field choice)."""
     pbx = ctx.pbx
+    if pbx.dialect == "22":  # app_queue 22 has no Queues action
+        return err(ctx, "Invalid/unknown command: Queues. Use Action: ListCommands to show "
+                        "available commands.")
     items: list[tuple[str, list[tuple[str, str]]]] = []
     for q in pbx.queues.values():
         items.append(("QueueStatus", _queue_params(q)))
@@ -167,7 +174,9 @@ def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
     ack(ctx, "Interface paused successfully" if paused else "Interface unpaused successfully")
     for q, m in hits:
         m.paused, m.paused_reason = paused, reason if paused else ""
-        pbx.emit("QueueMemberPause", ("agent",), pbx.member_fields(q, m))
+        # 13.38 appends the action's Reason after the member snapshot when one was given
+        extra = [("Reason", reason)] if reason and pbx.dialect == "13" else []
+        pbx.emit("QueueMemberPause", ("agent",), [*pbx.member_fields(q, m), *extra])
     return None
 
 
@@ -176,19 +185,15 @@ def _queuepenalty(ctx: ActionContext, req: RequestLike) -> None:
     if values is None:
         return None
     interface, penalty_s = values
-    penalty = scan_int(penalty_s)
-    if penalty is None or penalty < 0:
-        return err(ctx, "Invalid penalty")
+    penalty = scan_int(penalty_s) or 0  # atoi(): "abc" is 0
     pbx = ctx.pbx
     hits = _members(pbx, req.header("Queue"), interface)
-    if not hits:
+    if penalty < 0 or not hits:
         return err(ctx, "Invalid interface, queuename or penalty")
     ack(ctx, "Interface penalty set successfully")
     for q, m in hits:
         m.penalty = penalty
-        pbx.emit("QueueMemberPenalty", ("agent",), [("Queue", q.name),
-                                                     ("Interface", m.interface),
-                                                     ("Penalty", str(penalty))])
+        pbx.emit("QueueMemberPenalty", ("agent",), pbx.member_fields(q, m))
     return None
 
 

@@ -66,6 +66,7 @@ def _corestatus(ctx: ActionContext, req: RequestLike) -> None:
         ("CoreReloadDate", _utc(pbx.reloaded, "%Y-%m-%d")),
         ("CoreReloadTime", _utc(pbx.reloaded, "%H:%M:%S")),
         ("CoreCurrentCalls", str(len(pbx.channels))),
+        *([("CoreProcessedCalls", str(pbx.calls_processed))] if pbx.dialect == "22" else []),
     ]))
 
 
@@ -142,11 +143,16 @@ def _command(ctx: ActionContext, req: RequestLike) -> None:
     for bad in _BLACKLIST:
         if tuple(words[: len(bad)]) == bad:
             return err(ctx, "Command blacklisted")
+    text = _cli(ctx, cmd)
+    if ctx.pbx.dialect == "22":  # 22: Success, one Output header per line
+        lines = [("Output", line) for line in text.rstrip("\n").split("\n")] if text else []
+        ack(ctx, "Command output follows", lines)
+        return None
     items = [("Response", "Follows"), ("Privilege", "Command")]
     action_id = aid(ctx)
     if action_id is not None:
         items.append(("ActionID", action_id))
-    ctx.reply(Message(items, text=_cli(ctx, cmd)))
+    ctx.reply(Message(items, text=text))
     return None
 
 
@@ -171,17 +177,20 @@ def _cli(ctx: ActionContext, cmd: str) -> str:
                                        str(int(pbx.now() - ch.created)), ch.bridge or "",
                                        ch.uniqueid]))
             return "".join(line + "\n" for line in lines)
-        lines.append(f"{'Channel':<20.20} {'Location':<20.20} {'State':<7.7} "
+        cw, lw = (64, 32) if pbx.dialect == "22" else (20, 20)  # 22's wider columns
+        lines.append(f"{'Channel':<{cw}.{cw}} {'Location':<{lw}.{lw}} {'State':<7.7} "
                      f"{'Application(Data)':<30.30}")
         for ch in pbx.channels.values():
             loc = f"{ch.exten}@{ch.context}:{ch.priority}"
             app = f"{ch.application}({ch.appdata})"
-            lines.append(f"{ch.name:<20.20} {loc:<20.20} {STATE_DESC.get(ch.state, ''):<7.7} "
-                         f"{app:<30.30}")
+            lines.append(f"{ch.name:<{cw}.{cw}} {loc:<{lw}.{lw}} "
+                         f"{STATE_DESC.get(ch.state, ''):<7.7} {app:<30.30}")
         n = len(pbx.channels)
         calls = len({c.linkedid for c in pbx.channels.values()})
         lines.append(f"{n} active channel{'' if n == 1 else 's'}")
         lines.append(f"{calls} active call{'' if calls == 1 else 's'}")
+        done = pbx.calls_processed
+        lines.append(f"{done} call{'' if done == 1 else 's'} processed")
         return "\n".join(lines) + "\n"
     if low == "queue show" or low.startswith("queue show "):
         return queue_show(pbx)
@@ -318,10 +327,14 @@ def _filter(ctx: ActionContext, req: RequestLike) -> None:
     flt = req.header("Filter")
     if operation.lower() != "add":
         return err(ctx, "Unknown operation")
+    modern = ctx.pbx.dialect == "22"
+    check = "  Check the syntax of the filter given."
+    if modern and not flt:
+        return err(ctx, "Filter was formatted incorrectly." + check)
     try:
         re.compile(flt.lstrip("!"))
     except re.error:
-        return err(ctx, "Filter did not compile")
+        return err(ctx, "Filter did not compile" + ("." + check if modern else ""))
     ack(ctx, "Success")
     return None
 
