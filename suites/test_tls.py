@@ -1,6 +1,11 @@
-"""AMI-TLS: the TLS listener, its certificate, protocol versions, cipher suites and
-plaintext exposure. Probes come from :mod:`amicheck.tlsaudit` (pyOpenSSL, every handshake
-with a deadline); a probe this machine's OpenSSL cannot make is reported, never passed.
+"""AMI-TLS: the TLS listener, its certificate, protocol versions, cipher suites, known
+attacks, and plaintext exposure.
+
+Every live handshake probe is one sslyze scan of the TLS port (:func:`amicheck.tls.scan`,
+about a second on loopback, cached for the session) judged by :mod:`amicheck.tls.checks`.
+Honest outcomes: a check whose probe could not run is an *error* with the reason (raised in
+the fixture), never a pass; a TLS port that completes no handshake fails AMI-TLS-001 and
+makes every other live TLS check an error that says so.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from amicheck import tlsaudit
 from amicheck.client import AmiClient
 from amicheck.errors import AmiCheckError
 from amicheck.plugin import Target
 from amicheck.profile import Profile
-from amicheck.tlsaudit import ProbeStatus, TlsVersion
+from amicheck.tls import checks
+from amicheck.tls.certificate import audit_pem_files, cert_info, cert_report
+from amicheck.tls.checks import Outcome, Verdict
+from amicheck.tls.model import ScanResult
+from amicheck.tls.plaintext import ProbeStatus, probe_plaintext
+from amicheck.tls.scan import scan
 
 from ._support import STEP_TIMEOUT, describe, known_users
 
@@ -25,10 +34,21 @@ from ._support import STEP_TIMEOUT, describe, known_users
 MIN_REMAINING = dt.timedelta(days=30)
 #: Seconds to wait for a plaintext banner before speaking first.
 BANNER_WAIT = 0.3
-#: Status codes of :func:`tlsaudit.cert_report` that make the key/signature check fail.
+#: The whole sslyze scan of one endpoint (issue 8: the TLS suite in < 20 s per endpoint).
+SCAN_DEADLINE = 60.0
+#: Status codes of :func:`cert_report` that make the key/signature check fail.
 STRENGTH_CODES = frozenset({"weak-key", "weak-signature"})
 #: Codes of the static file check (parse, size, pair).
 FILE_CODES = frozenset({"bad-pem", "too-big", "unreadable", "key-mismatch"})
+#: user_properties name carrying the scan evidence (versions and suites accepted, curves,
+#: DH groups, vulnerabilities) as report text; :meth:`ScanResult.evidence` is the JSON form.
+EVIDENCE_PROPERTY = "ami_tls_evidence"
+
+_SCANS: dict[tuple[str, int], ScanResult] = {}
+
+
+class TlsCheckError(AmiCheckError):
+    """The check could not run (raised in setup: the report shows an error, not a pass)."""
 
 
 def _tls_port(target: Target) -> int:
@@ -37,13 +57,85 @@ def _tls_port(target: Target) -> int:
     return target.tls_port
 
 
-def _served_leaf(target: Target) -> x509.Certificate:
+def _scan(target: Target) -> ScanResult:
+    """One sslyze scan per TLS endpoint and session."""
     port = _tls_port(target)
-    try:
-        chain = tlsaudit.fetch_certificate_chain(target.host, port, timeout=STEP_TIMEOUT)
-    except AmiCheckError as exc:
-        pytest.fail(f"no certificate from the TLS port {target.host}:{port}: {exc}")
-    return chain[0]
+    key = (target.host, port)
+    if key not in _SCANS:
+        _SCANS[key] = scan(target.host, port, timeout=STEP_TIMEOUT, deadline=SCAN_DEADLINE)
+    return _SCANS[key]
+
+
+def _evidence(request: pytest.FixtureRequest, result: ScanResult) -> None:
+    request.node.user_properties.append((EVIDENCE_PROPERTY, result.evidence_text()))
+
+
+_LIVE: dict[str, checks.Check] = {
+    "AMI-TLS-005": checks.legacy_versions,
+    "AMI-TLS-006": checks.weak_ciphers,
+    "AMI-TLS-009": checks.ssl_versions,
+    "AMI-TLS-010": checks.heartbleed,
+    "AMI-TLS-011": checks.ccs_injection,
+    "AMI-TLS-012": checks.robot,
+    "AMI-TLS-013": checks.renegotiation,
+    "AMI-TLS-014": checks.compression,
+    "AMI-TLS-015": checks.key_exchange,
+    "AMI-TLS-017": checks.tls13_offered,
+}
+
+
+def _settle(v: Verdict) -> Verdict:
+    """ERROR and SKIP end the test here (setup); PASS and FAIL go to the test body."""
+    if v.outcome is Outcome.ERROR:
+        raise TlsCheckError(v.message)
+    if v.outcome is Outcome.SKIP:
+        pytest.skip(v.message)
+    return v
+
+
+@pytest.fixture
+def tls_scan(ami_target: Target, request: pytest.FixtureRequest) -> ScanResult:
+    """The session's scan of the TLS port (skip when TLS is off), evidence recorded."""
+    result = _scan(ami_target)
+    _evidence(request, result)
+    return result
+
+
+@pytest.fixture
+def verdict(tls_scan: ScanResult, request: pytest.FixtureRequest) -> Verdict:
+    """The verdict of the test's own requirement on the scan."""
+    marker = request.node.get_closest_marker("requirement")
+    assert marker is not None
+    return _settle(_LIVE[str(marker.args[0])](tls_scan))
+
+
+def _served_leaf(result: ScanResult) -> x509.Certificate:
+    """The leaf the TLS port served; TlsCheckError when there is none."""
+    if (v := checks.unscanned(result)) is not None:
+        raise TlsCheckError(v.message)
+    if result.leaf is None:
+        raise TlsCheckError(
+            f"no certificate received from {result.endpoint}: {result.chain_error}"
+        )
+    return result.leaf
+
+
+@pytest.fixture
+def served_leaf(tls_scan: ScanResult) -> x509.Certificate:
+    """The served leaf, or an error in setup (never a pass) when no handshake completed."""
+    return _served_leaf(tls_scan)
+
+
+@pytest.fixture
+def served_leaf_if_tls(
+    ami_target: Target, request: pytest.FixtureRequest
+) -> x509.Certificate | None:
+    """As ``served_leaf``, but None (no error, no skip) when TLS is off."""
+    if ami_target.tls_port is None:
+        return None
+    result = _scan(ami_target)
+    _evidence(request, result)
+    return _served_leaf(result)
 
 
 def _profile_files(profile: Profile, target: Target) -> tuple[Path, Path | None] | None:
@@ -59,10 +151,13 @@ def _profile_files(profile: Profile, target: Target) -> tuple[Path, Path | None]
 
 @pytest.mark.requirement("AMI-TLS-001")
 def test_tls_listener(
-    ami_target: Target, ami_profile: Profile, ami_connect: Callable[..., AmiClient]
+    ami_target: Target,
+    ami_profile: Profile,
+    ami_connect: Callable[..., AmiClient],
+    request: pytest.FixtureRequest,
 ) -> None:
-    """The TLS port speaks TLS, greets with the AMI banner and logs in; without TLS enabled
-    nothing listens there."""
+    """The TLS port completes a TLS handshake, greets with the AMI banner and logs in;
+    without TLS enabled nothing listens there."""
     s = ami_profile.settings
     if not s.tls_enable:
         if ami_target.is_sim:
@@ -73,8 +168,16 @@ def test_tls_listener(
         except AmiCheckError:
             return  # refused: nothing listens, as the profile says
         client.close()
-        pytest.fail(f"TLS is disabled in the profile but {ami_target.host}:{s.tls_port} "
-                    "accepts connections")
+        pytest.fail(
+            f"TLS is disabled in the profile but {ami_target.host}:{s.tls_port} "
+            "accepts connections"
+        )
+    result = _scan(ami_target)
+    _evidence(request, result)
+    hs = checks.handshake(result)
+    if hs.outcome is Outcome.ERROR:
+        raise TlsCheckError(hs.message)
+    assert hs.passed, hs.message
     port = _tls_port(ami_target)
     try:
         client = ami_connect(tls=True, timeout=STEP_TIMEOUT)
@@ -97,10 +200,9 @@ def test_tls_listener(
 
 
 @pytest.mark.requirement("AMI-TLS-002")
-def test_certificate_validity(ami_target: Target) -> None:
+def test_certificate_validity(served_leaf: x509.Certificate) -> None:
     """The served certificate is valid now and for at least 30 more days."""
-    leaf = _served_leaf(ami_target)
-    info = tlsaudit.cert_info(leaf)
+    info = cert_info(served_leaf)
     now = dt.datetime.now(dt.UTC)
     assert info.not_before <= now, f"certificate not valid before {info.not_before:%Y-%m-%d}"
     assert info.not_after > now, (
@@ -114,9 +216,9 @@ def test_certificate_validity(ami_target: Target) -> None:
 
 
 @pytest.mark.requirement("AMI-TLS-003")
-def test_certificate_strength(ami_target: Target) -> None:
+def test_certificate_strength(served_leaf: x509.Certificate) -> None:
     """The served key is RSA >= 2048 or EC >= 256 bits and is signed with SHA-256 or better."""
-    report = tlsaudit.cert_report(_served_leaf(ami_target), source="served certificate")
+    report = cert_report(served_leaf, source="served certificate")
     bad = [p for p in report.problems if p.code in STRENGTH_CODES]
     info = report.info
     desc = f"{info.key_type}-{info.key_bits}, {info.signature_hash}" if info else "?"
@@ -124,17 +226,19 @@ def test_certificate_strength(ami_target: Target) -> None:
 
 
 @pytest.mark.requirement("AMI-TLS-004")
-def test_certificate_files(ami_target: Target, ami_profile: Profile) -> None:
+def test_certificate_files(
+    ami_target: Target, ami_profile: Profile, served_leaf_if_tls: x509.Certificate | None
+) -> None:
     """The profile's PEM files parse, are under 2 MB and match each other, and the TLS port
     serves exactly that certificate."""
     files = _profile_files(ami_profile, ami_target)
     if files is None:
         pytest.skip("the profile names no TLS certificate file ([tls] cert)")
     cert_path, key_path = files
-    report = tlsaudit.audit_pem_files(cert_path, key_path)
+    report = audit_pem_files(cert_path, key_path)
     problems = [p.message for p in report.problems if p.code in FILE_CODES]
-    if report.info is not None and ami_target.tls_port is not None:
-        served = tlsaudit.cert_info(_served_leaf(ami_target))
+    if report.info is not None and served_leaf_if_tls is not None:
+        served = cert_info(served_leaf_if_tls)
         if served.fingerprint_sha256 != report.info.fingerprint_sha256:
             problems.append(
                 f"the TLS port serves {served.subject} (SHA-256 {served.fingerprint_sha256[:16]}"
@@ -145,49 +249,25 @@ def test_certificate_files(ami_target: Target, ami_profile: Profile) -> None:
 
 
 @pytest.mark.requirement("AMI-TLS-005")
-def test_protocol_versions(ami_target: Target) -> None:
+def test_protocol_versions(verdict: Verdict) -> None:
     """TLS 1.0 and 1.1 are refused; TLS 1.2 or 1.3 is accepted."""
-    port = _tls_port(ami_target)
-    probes = tlsaudit.probe_versions(ami_target.host, port, timeout=STEP_TIMEOUT)
-    by_version = {p.version: p for p in probes}
-    errors = [f"{p.version}: {p.detail}" for p in probes if p.status is ProbeStatus.ERROR]
-    assert not errors, "version probes could not connect: " + "; ".join(errors)
-    legacy = [f"{p.version} ({p.cipher})" for p in probes
-              if p.version.legacy and p.status is ProbeStatus.ACCEPTED]
-    assert not legacy, "legacy protocol versions accepted: " + ", ".join(legacy)
-    modern = [v for v in (TlsVersion.TLS1_2, TlsVersion.TLS1_3)
-              if by_version[v].status is ProbeStatus.ACCEPTED]
-    assert modern, "neither TLS 1.2 nor TLS 1.3 is accepted: " + "; ".join(
-        f"{p.version}: {p.status} {p.detail}" for p in probes)
-    untested = [str(p.version) for p in probes if p.status is ProbeStatus.NOT_TESTABLE]
-    if untested and all(by_version[v].status is ProbeStatus.NOT_TESTABLE
-                        for v in (TlsVersion.TLS1_0, TlsVersion.TLS1_1)):
-        pytest.skip("this machine's OpenSSL cannot offer TLS 1.0 or 1.1 "
-                    f"({', '.join(untested)} not testable); TLS 1.2+ is accepted")
+    assert verdict.passed, verdict.message
 
 
 @pytest.mark.requirement("AMI-TLS-006")
-def test_cipher_suites(ami_target: Target) -> None:
-    """No NULL, anonymous, EXPORT, RC4, DES, 3DES or static-RSA (no forward secrecy) suite is
-    accepted."""
-    port = _tls_port(ami_target)
-    probes = tlsaudit.probe_cipher_classes(ami_target.host, port, timeout=STEP_TIMEOUT)
-    errors = [f"{p.name}: {p.detail}" for p in probes if p.status is ProbeStatus.ERROR]
-    assert not errors, "cipher probes could not connect: " + "; ".join(errors)
-    weak = [f"{p.name} ({p.cipher})" for p in probes if p.status is ProbeStatus.ACCEPTED]
-    assert not weak, "weak cipher suites accepted: " + ", ".join(weak)
-    if all(p.status is ProbeStatus.NOT_TESTABLE for p in probes):
-        pytest.skip("this machine's OpenSSL can offer none of the weak cipher classes")
+def test_cipher_suites(verdict: Verdict) -> None:
+    """No NULL, anonymous, EXPORT, RC4, DES, 3DES or static-RSA/DH (no forward secrecy)
+    suite is accepted, at any protocol version."""
+    assert verdict.passed, verdict.message
 
 
 @pytest.mark.requirement("AMI-TLS-007")
 def test_plaintext_on_tls_port(ami_target: Target) -> None:
     """Plaintext AMI spoken to the TLS port gets no AMI banner or reply."""
     port = _tls_port(ami_target)
-    probe = tlsaudit.probe_plaintext(
-        ami_target.host, port, timeout=STEP_TIMEOUT, banner_wait=BANNER_WAIT
-    )
-    assert probe.status is not ProbeStatus.ERROR, f"could not connect to {port}: {probe.detail}"
+    probe = probe_plaintext(ami_target.host, port, timeout=STEP_TIMEOUT, banner_wait=BANNER_WAIT)
+    if probe.status is ProbeStatus.ERROR:
+        raise TlsCheckError(f"could not connect to {ami_target.host}:{port}: {probe.detail}")
     assert probe.status is not ProbeStatus.ACCEPTED, (
         f"the TLS port {ami_target.host}:{port} answers plaintext AMI ({probe.reply}): "
         f"{probe.data[:80]!r}"
@@ -201,10 +281,69 @@ def test_plaintext_next_to_tls(ami_target: Target, ami_profile: Profile) -> None
         pytest.skip("TLS is off in the profile: plaintext AMI is the only AMI")
     if ami_profile.tls.plaintext_allowed:
         return  # plaintext next to TLS is accepted by the profile ([tls] plaintext_allowed)
-    probe = tlsaudit.probe_plaintext(
+    probe = probe_plaintext(
         ami_target.host, ami_target.port, timeout=STEP_TIMEOUT, banner_wait=BANNER_WAIT
     )
     assert probe.status is not ProbeStatus.ACCEPTED, (
         f"plaintext AMI answers on {ami_target.host}:{ami_target.port} while TLS is on and the "
         f"profile sets tls.plaintext_allowed = false ({probe.reply})"
     )
+
+
+@pytest.mark.requirement("AMI-TLS-009")
+def test_ssl_versions(verdict: Verdict) -> None:
+    """SSL 2.0 and SSL 3.0 are refused."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-010")
+def test_heartbleed(verdict: Verdict) -> None:
+    """The TLS listener is not vulnerable to Heartbleed (CVE-2014-0160)."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-011")
+def test_ccs_injection(verdict: Verdict) -> None:
+    """The TLS listener is not vulnerable to OpenSSL CCS injection (CVE-2014-0224)."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-012")
+def test_robot(verdict: Verdict) -> None:
+    """The TLS listener is not vulnerable to ROBOT (an RSA padding oracle)."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-013")
+def test_renegotiation(verdict: Verdict) -> None:
+    """Secure renegotiation (RFC 5746) is supported; client-initiated renegotiation is
+    refused."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-014")
+def test_compression(verdict: Verdict) -> None:
+    """TLS compression is off (CRIME)."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-015")
+def test_key_exchange_groups(verdict: Verdict) -> None:
+    """Finite-field DH groups have >= 2048 bits and EC curves >= 256 bits, where offered."""
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.requirement("AMI-TLS-016")
+def test_end_entity_certificate(
+    tls_scan: ScanResult, served_leaf: x509.Certificate, ami_target: Target
+) -> None:
+    """The served leaf is an end-entity certificate (no CA:TRUE) whose subjectAltName covers
+    the address the target is reached at."""
+    v = checks.end_entity_leaf(tls_scan, [ami_target.host], leaf=served_leaf)
+    assert v.passed, v.message
+
+
+@pytest.mark.requirement("AMI-TLS-017")
+def test_tls13_offered(verdict: Verdict) -> None:
+    """TLS 1.3 is offered (informational)."""
+    assert verdict.passed, verdict.message

@@ -468,13 +468,14 @@ def test_tls_with_uploaded_certificate(tmp_path: object) -> None:
             assert auth["LocalAddress"].startswith("IPV4/TLS/127.0.0.1/")
 
 
-def test_tls_self_signed_when_no_files() -> None:
+def test_tls_generated_leaf_when_no_files() -> None:
     import ssl
 
     with sim_running(make_profile(tls_enable=True)) as sim:
         assert sim.generated_cert and sim.tls_cert_path is not None
         assert sim.profile.tls.cert == sim.tls_cert_path
-        ctx = ssl.create_default_context(cafile=str(sim.tls_cert_path))
+        assert sim.tls_ca_path is not None  # the leaf is CA-signed: trust its CA (issue 8)
+        ctx = ssl.create_default_context(cafile=str(sim.tls_ca_path))
         ctx.check_hostname = False
         with Conn(sim.host, sim.tls_port or 0, tls=ctx) as c:
             assert c.banner() == "Asterisk Call Manager/2.7.0"

@@ -222,6 +222,38 @@ def test_tls_weak_ciphers(tls_profile: object) -> None:
         assert _handshake(sim, _tls_client(cipher="AES128-SHA"))
 
 
+def test_tls_weak_dh(tls_profile: object) -> None:
+    dhe = "DHE-RSA-AES128-GCM-SHA256"
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        assert not _handshake(sim, _tls_client(cipher=dhe))
+    with sim_running(tls_profile, faults=["tls-weak-dh"]) as sim:  # type: ignore[arg-type]
+        assert _handshake(sim, _tls_client(cipher=dhe))
+
+
+def test_tls_no_tls13(tls_profile: object) -> None:
+    only13 = _tls_client()
+    only13.minimum_version = ssl.TLSVersion.TLSv1_3
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        assert _handshake(sim, only13)
+    with sim_running(tls_profile, faults=["tls-no-tls13"]) as sim:  # type: ignore[arg-type]
+        assert not _handshake(sim, only13)
+
+
+def test_tls_ca_leaf(tls_profile: object) -> None:
+    with sim_running(tls_profile) as sim:  # type: ignore[arg-type]
+        bc = _served_cert(sim).extensions.get_extension_for_class(x509.BasicConstraints)
+        assert bc.value.ca is False
+    with sim_running(tls_profile, faults=["tls-ca-leaf"]) as sim:  # type: ignore[arg-type]
+        bc = _served_cert(sim).extensions.get_extension_for_class(x509.BasicConstraints)
+        assert bc.value.ca is True
+
+
+def test_tls_no_san(tls_profile: object) -> None:
+    with sim_running(tls_profile, faults=["tls-no-san"]) as sim:  # type: ignore[arg-type]
+        with pytest.raises(x509.ExtensionNotFound):
+            _served_cert(sim).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+
+
 def test_plaintext_on_tls_port(tls_profile: object) -> None:
     with sim_running(tls_profile, faults=["plaintext-on-tls-port"]) as sim:  # type: ignore[arg-type]
         with Conn(sim.host, sim.tls_port or 0) as c:

@@ -120,6 +120,9 @@ class Behaviour:
     #: the TLS port does a TLS handshake (False: it speaks plaintext AMI)
     tls_on_tls_port: bool = True
     tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    tls_max_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    #: PKCS#3 DH parameters (PEM) that enable the DHE suites, or None (ECDHE only)
+    tls_dh_params: bytes | None = None
     tls_ciphers: str = COMPLIANT_CIPHERS
     #: OpenSSL security level 0 (legacy protocols, RSA-1024/SHA-1 work; suites stay ECDHE)
     tls_security_level_0: bool = False

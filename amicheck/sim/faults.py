@@ -26,6 +26,7 @@ from amicheck.redaction import register_derived
 from amicheck.rules import acl_allows
 from amicheck.sim.behaviour import COMPLIANT, HOOKS, Behaviour, KeyAttempt, md5_hex
 from amicheck.sim.certs import write_cert_pair
+from amicheck.tls.material import dh_params_pem
 
 __all__ = [
     "Fault",
@@ -160,6 +161,14 @@ def _weak(cert: Path, key: Path) -> None:
     write_cert_pair(cert, key, key_size=1024, sha1=True)
 
 
+def _ca_leaf(cert: Path, key: Path) -> None:
+    write_cert_pair(cert, key, self_signed_ca=True)
+
+
+def _no_san(cert: Path, key: Path) -> None:
+    write_cert_pair(cert, key, cn_only=True)
+
+
 _WEAK_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
 _AUTH_008 = ("AMI-AUTH-008",)
 
@@ -238,14 +247,27 @@ FAULTS: dict[str, Fault] = dict(
            fails=("AMI-TLS-004",), served_cert_cn="other.invalid"),
         _f("tls-legacy", "TLS 1.0 and 1.1 are accepted", fails=("AMI-TLS-005",),
            tls_min_version=ssl.TLSVersion.TLSv1, tls_security_level_0=True),
-        _f("tls-weak-ciphers", "non-PFS and weak cipher suites (static RSA, 3DES) are accepted",
+        _f("tls-weak-ciphers",
+           "NULL, anonymous and static-RSA suites (no encryption, no authentication, no "
+           "forward secrecy) are accepted at TLS 1.2",
            fails=("AMI-TLS-006",), tls_ciphers=_WEAK_CIPHERS),
+        _f("tls-weak-dh", "DHE suites with a 1024-bit DH group are accepted next to ECDHE",
+           fails=("AMI-TLS-015",), tls_dh_params=dh_params_pem()),
+        _f("tls-no-tls13", "TLS 1.3 is not offered (TLS 1.2 only)", fails=("AMI-TLS-017",),
+           tls_max_version=ssl.TLSVersion.TLSv1_2),
+        _f("tls-ca-leaf",
+           "the TLS listener serves a self-signed CA certificate (CA:TRUE) as its leaf",
+           fails=("AMI-TLS-016",), damage_stored_cert=_ca_leaf),
+        _f("tls-no-san", "the served leaf has no subjectAltName (CN only)",
+           fails=("AMI-TLS-016",), damage_stored_cert=_no_san),
         # The TLS port does not speak TLS: every live TLS check fails, with the reason.
         _f(
             "plaintext-on-tls-port",
             "the TLS port answers plaintext AMI (no handshake)",
             fails=("AMI-TLS-001", "AMI-TLS-002", "AMI-TLS-003", "AMI-TLS-004", "AMI-TLS-005",
-                   "AMI-TLS-007", "AMI-FRM-009"),
+                   "AMI-TLS-006", "AMI-TLS-007", "AMI-TLS-009", "AMI-TLS-010", "AMI-TLS-011",
+                   "AMI-TLS-012", "AMI-TLS-013", "AMI-TLS-014", "AMI-TLS-015", "AMI-TLS-016",
+                   "AMI-TLS-017", "AMI-FRM-009"),
             tls_on_tls_port=False,
         ),
         _f(

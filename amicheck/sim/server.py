@@ -41,6 +41,8 @@ log = logging.getLogger("amicheck.sim")
 
 #: The names the UCM stores uploaded files under (state directory).
 CERT_NAME = "ami_certificate.pem"
+#: The generated default certificate's CA, for clients that verify.
+CA_NAME = "ami_ca.pem"
 KEY_NAME = "ami_private.pem"
 
 _T = TypeVar("_T")
@@ -112,6 +114,8 @@ class Simulator:
         self.stock_port: int = 0
         self.tls_cert_path: Path | None = None
         self.tls_key_path: Path | None = None
+        #: the CA of the generated default certificate (None when the profile gave files)
+        self.tls_ca_path: Path | None = None
         self.generated_cert = False
 
         effective = self._apply_faults(base)
@@ -155,10 +159,12 @@ class Simulator:
             shutil.copyfile(prof.tls.key, key)
             key.chmod(0o600)
         else:
-            write_cert_pair(cert, key)
+            write_cert_pair(cert, key, ca_path=self.state_dir / CA_NAME)
             self.generated_cert = True
+            self.tls_ca_path = self.state_dir / CA_NAME
             log.warning(
-                "TLS enabled without cert/key: serving a self-signed certificate (%s)", cert
+                "TLS enabled without cert/key: serving a generated certificate (%s, CA %s)",
+                cert, self.tls_ca_path,
             )
         if self.behaviour.damage_stored_cert is not None:
             self.behaviour.damage_stored_cert(cert, key)
@@ -172,12 +178,21 @@ class Simulator:
         with warnings.catch_warnings():   # TLS 1.0 is deprecated: on purpose when a fault asks
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version = b.tls_min_version
+            ctx.maximum_version = b.tls_max_version
         ciphers = b.tls_ciphers
         if b.tls_security_level_0 and ciphers == COMPLIANT_CIPHERS:
             # Only the security level drops (so TLS 1.0/1.1 or an RSA-1024/SHA-1 certificate
             # can work); the suites stay forward-secret, so each fault is ONE deviation.
-            ciphers += _LEGACY_SUITES
+            # TLS 1.0/1.1 also need the (ECDHE) CBC suites; nothing else widens the list.
+            legacy = b.tls_min_version < ssl.TLSVersion.TLSv1_2
+            ciphers += _LEGACY_SUITES if legacy else ":@SECLEVEL=0"
+        if b.tls_dh_params is not None and "@SECLEVEL" not in ciphers:
+            ciphers += ":@SECLEVEL=1"  # level 2 (Debian's default) refuses DH-1024
         ctx.set_ciphers(ciphers)
+        if b.tls_dh_params is not None:
+            dh = self.state_dir / "dhparams.pem"
+            dh.write_bytes(b.tls_dh_params)
+            ctx.load_dh_params(str(dh))  # the DHE suites of COMPLIANT_CIPHERS come alive
         if b.served_cert_cn is not None:
             other = self.state_dir / "served"
             other.mkdir(exist_ok=True)
