@@ -9,6 +9,7 @@ costing about 1.5 s per run.
 import hypothesis  # noqa: F401
 import pytest
 import refasterisk
+import sslyze  # noqa: F401
 
 import amicheck.capture  # noqa: F401
 import amicheck.client  # noqa: F401

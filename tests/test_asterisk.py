@@ -39,6 +39,10 @@ _COMMON: dict[str, str] = {
         "the default tlscipher list (OpenSSL DEFAULT) accepts static-RSA key exchange "
         "(AES256-GCM-SHA384, no forward secrecy)"
     ),
+    "AMI-TLS-016": (
+        "the kit's asterisk.crt is self-signed with CA:TRUE: a client that verifies "
+        "certificates refuses it as a server certificate (upload a CA-signed leaf)"
+    ),
 }
 
 #: requirement ID -> why stock Asterisk NN really fails it.

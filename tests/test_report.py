@@ -413,3 +413,27 @@ def test_html_banner_and_marked_rows_are_escaped() -> None:
     assert dom.xpath("//div[@data-regression='1']/@id") == ["p-AMI-AUTH-002"]
     assert not etree.HTML(to_html(_model(_result("AMI-AUTH-001", Outcome.FAIL)))).xpath(
         "//*[@id='baseline'] | //*[@data-regression]")
+
+
+def test_tls_endpoint_evidence_reaches_every_report() -> None:
+    """What a TLS scan found (versions and suites per endpoint) is in JSON and HTML."""
+    c = Collector(target="sim", is_sim=True, profile="p", version="0", lookup=CATALOGUE.get)
+    text = "TLS scan of 127.0.0.1:5039 (SNI -, sslyze): ok\n  TLSv1.2: ECDHE-RSA-<AES>-GCM"
+
+    class _Rep:
+        nodeid = "suites/test_tls.py::test_x"
+        when = "call"
+        outcome = "passed"
+        passed, failed, skipped = True, False, False
+        duration = 0.1
+        longrepr = None
+        sections: list[tuple[str, str]] = []
+        user_properties = [("requirement", "AMI-TLS-005"), ("ami_tls_evidence", text)]
+
+    c.add(_Rep())
+    c.add(_Rep())  # the same endpoint twice: shown once
+    report = c.build()
+    assert report.tls_endpoints == (text,)
+    assert from_json(to_json(report)).tls_endpoints == (text,)
+    html = to_html(report)
+    assert "TLS endpoints" in html and "ECDHE-RSA-&lt;AES&gt;-GCM" in html

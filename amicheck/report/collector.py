@@ -33,6 +33,8 @@ TRANSCRIPT_SECTION = "AMI transcript"
 REQUIREMENT_PROPERTY = "requirement"
 METRIC_PROPERTY = "ami_metric"
 PCAP_PROPERTY = "ami_pcap"
+#: A TLS scan's evidence text (suites/test_tls.py), gathered once per endpoint for the report.
+TLS_EVIDENCE_PROPERTY = "ami_tls_evidence"
 
 _MAX_MESSAGE = 4000
 _MAX_DETAILS = 8000
@@ -123,6 +125,7 @@ class Collector:
         self._secrets = tuple(secrets)
         self.started = started or datetime.now(UTC)
         self._tests: dict[str, _Pending] = {}
+        self._tls: list[str] = []
 
     def __len__(self) -> int:
         return len(self._tests)
@@ -151,6 +154,10 @@ class Collector:
                     p.metrics.append(metric)
             elif name == PCAP_PROPERTY:
                 p.pcap = str(value)
+            elif name == TLS_EVIDENCE_PROPERTY:
+                text = _clip(self._text(str(value)), _MAX_EVIDENCE)
+                if text not in self._tls:
+                    self._tls.append(text)
         for title, content in getattr(report, "sections", ()) or ():
             if title.startswith(TRANSCRIPT_SECTION) and content not in p.evidence:
                 # clipped now, not only when rendered: a run keeps every test's evidence
@@ -246,6 +253,7 @@ class Collector:
             faults=self.faults,
             interrupted=interrupted,
             exit_status=exit_status,
+            tls_endpoints=tuple(self._tls),
         )
 
 

@@ -44,6 +44,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
             },
         },
         "extra": dict(report.extra),  # a repeated key: the later value, as extra_value()
+        "tls_endpoints": list(report.tls_endpoints),
         "results": [_result(r) for r in report.results],
     }
 
@@ -95,6 +96,7 @@ def from_dict(data: dict[str, Any]) -> RunReport:
         interrupted=bool(data.get("interrupted", False)),
         exit_status=data.get("exit_status"),
         extra=tuple((str(k), str(v)) for k, v in extra.items()),
+        tls_endpoints=tuple(str(t) for t in data.get("tls_endpoints", ())),
         results=tuple(
             CheckResult(
                 nodeid=r["nodeid"],

@@ -87,6 +87,9 @@ class RunReport:
     #: ``regressions``, ``fixed``, ``still_failing`` (space-separated keys) of a run compared
     #: with a baseline (:func:`amicheck.fleet.baseline.mark_run`).
     extra: tuple[tuple[str, str], ...] = field(default=())
+    #: What the TLS scans found per endpoint (versions and suites accepted, curves, DH groups,
+    #: vulnerabilities), as the scanner reports it: the auditor's evidence behind AMI-TLS.
+    tls_endpoints: tuple[str, ...] = ()
 
     def extra_value(self, key: str) -> str | None:
         """The last value of ``key`` in :attr:`extra` (a later mark wins); None if absent."""
