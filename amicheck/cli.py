@@ -9,7 +9,8 @@ Where the suites come from: ``--suites DIR``, else ``$AMICHECK_SUITES``, else th
 ``suites/`` next to the package (the source checkout: what ``pip install -e .`` uses), else
 ``<prefix>/share/amicheck/suites`` (where a wheel puts them as data files).
 
-Exit status: 0 compliant (checks ran, none failed or errored); 1 failures or errors; 2 bad
+Exit status: 0 compliant (checks ran, none failed or errored); 1 failures or errors (with
+``--baseline OLD.json``: only regressions, new failures or errors; known ones exit 0); 2 bad
 input (including suites that do not collect); 5 no verdict (no check ran: none selected, or
 every one skipped); 130 interrupted; other values are pytest's (3 internal error, 4 usage).
 """
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from amicheck.report.model import RunReport
@@ -33,7 +34,6 @@ __all__ = ["main", "probe_ami", "find_suites", "TargetCheckError", "build_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_VERDICT, EXIT_INTERRUPTED = 0, 1, 2, 5, 130
 PROBE_TIMEOUT = 3.0
-_MAX_LISTED = 15
 
 
 class TargetCheckError(Exception):
@@ -256,55 +256,6 @@ def _preflight(args: argparse.Namespace) -> list[str]:
     return pytest_argv(values)
 
 
-def _gist(message: str, lines: int = 2, width: int = 100) -> list[str]:
-    """The first lines of a failure message, without the exception class prefix."""
-    text = message.removeprefix("AssertionError: ")
-    out = [ln.strip() for ln in text.splitlines() if ln.strip()][:lines]
-    return [ln if len(ln) <= width else ln[: width - 3] + "..." for ln in out]
-
-
-def _summary(report_dir: Path, out: TextIO, since: float = 0.0) -> RunReport | None:
-    """Print the one-screen summary from report.json; None if there is none (or an old one)."""
-    from amicheck.report import REPORT_FILES
-    from amicheck.report.json_writer import from_json
-    from amicheck.report.model import Outcome
-
-    path = report_dir / REPORT_FILES["json"]
-    try:
-        report = from_json(path.read_text("utf-8"))
-    except (OSError, ValueError, KeyError):
-        return None
-    if report.started.timestamp() < since - 1.0:  # left over from an earlier run
-        return None
-    c = report.counts()
-    print("", file=out)
-    print("=" * 72, file=out)
-    counts = (f"{c[Outcome.PASS]} passed, {c[Outcome.FAIL]} failed, {c[Outcome.ERROR]} errors, "
-              f"{c[Outcome.SKIP]} skipped in {report.duration:.1f} s")
-    if report.no_verdict:
-        print(f"amicheck {report.status}: no checks ran ({counts})", file=out)
-    else:
-        print(f"amicheck {report.status}: {counts}", file=out)
-    faults = f" faults={','.join(report.faults)}" if report.faults else ""
-    print(f"target {report.target}{faults}, profile {report.profile}", file=out)
-    from amicheck.plugin.reporting import baseline_line
-
-    compared = baseline_line(report)
-    if compared is not None:
-        print(compared, file=out)
-    problems = sorted(report.problems(), key=lambda r: not report.is_regression(r))
-    for r in problems[:_MAX_LISTED]:
-        new = "  (regression)" if report.is_regression(r) else ""
-        print(f"  {r.outcome.value.upper():5} {r.key} [{r.severity}] {r.title}{new}", file=out)
-        for line in _gist(r.message):
-            print(f"        {line}", file=out)
-    if len(problems) > _MAX_LISTED:
-        print(f"  ... and {len(problems) - _MAX_LISTED} more (see report.html)", file=out)
-    for kind in ("html", "junit", "json"):
-        print(f"{kind:>5}: {report_dir / REPORT_FILES[kind]}", file=out)
-    return report
-
-
 def _exit_status(code: int, report: RunReport | None) -> int:
     """amicheck's exit status from pytest's and the report (see the module docstring).
 
@@ -348,7 +299,9 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     argv += pytest_args
     started = time.time()
     code = int(pytest.main(argv))
-    report = _summary(report_dir, sys.stdout, since=started)
+    from amicheck.report.summary import print_summary
+
+    report = print_summary(report_dir, sys.stdout, since=started)
     if report is None and code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         print("amicheck NO VERDICT: no checks ran", file=sys.stdout)
     return _exit_status(code, report)

@@ -25,19 +25,9 @@ from typing import Any
 from amicheck.errors import ProfileError
 
 __all__ = [
-    "Profile",
-    "TargetInfo",
-    "Settings",
-    "TlsFiles",
-    "User",
-    "Thresholds",
-    "ProfileError",
-    "load_profile",
-    "parse_profile",
-    "default_profile",
-    "DEFAULT_PROFILE_NAME",
-    "MAX_PROFILE_BYTES",
-    "MAX_LISTED_PROBLEMS",
+    "Profile", "TargetInfo", "Settings", "TlsFiles", "User", "Thresholds", "ProfileError",
+    "load_profile", "parse_profile", "default_profile", "DEFAULT_PROFILE_NAME",
+    "MAX_PROFILE_BYTES", "MAX_LISTED_PROBLEMS",
 ]
 
 #: File name of the built-in compliant profile inside ``amicheck/data``.

@@ -755,7 +755,7 @@ def test_caps_by_estimated_memory_keep_the_newest(serve: Callable[..., Server]) 
         assert 20 <= len(kept) <= 50  # ~2.1 KB wire + 4 headers each in 100 KB
         assert [int(m["Seq"]) for m in kept] == list(range(499 - len(kept), 499))
         assert c.dropped_events == 500 - len(kept) - 1
-        assert c.cap_note is not None and "capped at 10,000 events / 0.0954 MB" in c.cap_note
+        assert c.cap_note is not None and "capped at 2,000 events / 0.0954 MB" in c.cap_note
         c.send_bytes(b"Action: Ping\r\n\r\n")
 
 
