@@ -221,12 +221,6 @@ def test_short_run_against_a_streaming_target(
 
 @pytest.mark.full
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="the peak inside one test (3.2 GB in AMI-PRV action classes: 100,000 unclaimed "
-    "events per client) waits for client.py's cap on what a client keeps of an event stream "
-    "(issue 10); remove this marker when that cap lands",
-    raises=AssertionError, strict=True,
-)
 def test_full_run_against_a_streaming_target(
     streaming_target: StreamingTarget, tmp_path: Path
 ) -> None:

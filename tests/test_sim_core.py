@@ -479,6 +479,7 @@ def test_tls_generated_leaf_when_no_files() -> None:
         ctx.check_hostname = False
         with Conn(sim.host, sim.tls_port or 0, tls=ctx) as c:
             assert c.banner() == "Asterisk Call Manager/2.7.0"
+            assert isinstance(c.sock, ssl.SSLSocket)
             assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
 
 

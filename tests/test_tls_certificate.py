@@ -261,7 +261,14 @@ def test_server_context_one_deviation_each(
     """Each make_server_context option adds exactly its own deviation (sslyze's view)."""
     from amicheck.tls.scan import scan
 
-    for srv in _server(make_server_context(*pems[pem], **options)):
+    cert, key = pems[pem]
+    ctx = make_server_context(
+        cert, key,
+        legacy_versions=options.get("legacy_versions", False),
+        weak_ciphers=options.get("weak_ciphers", False),
+        weak_key_ok=options.get("weak_key_ok", False),
+    )
+    for srv in _server(ctx):
         r = scan("127.0.0.1", srv.port, timeout=5.0)
         assert {v.value for v in r.accepted_versions()} == versions
         assert {c.value for c in r.weak_classes()} == weak
