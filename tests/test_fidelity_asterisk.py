@@ -79,13 +79,8 @@ GAPS: dict[tuple[str, str], str] = {
     "sequence",
     ("13", "queue-call"): "the Queue application does not ring its members "
     "(QueueCallerJoin/AgentCalled/AgentConnect/AgentComplete)",
-    ("13", "waitevent-blocks"): "WaitEvent answers at once; needs a session-core hook (it must "
-    "block until an event, a client write or its timeout)",
-    ("13", "filter-include-exclude"): "Filter only acknowledges: needs per-session filters in the "
-    "session core's event delivery",
-    ("13", "filter-exclude-only"): "Filter only acknowledges (see filter-include-exclude)",
 }
-#: 22: the same call-flow, WaitEvent and Filter gaps; FullyBooted (built by the session core,
+#: 22: the same call-flow gaps; FullyBooted (built by the session core,
 #: auth.py) lacks 22's Uptime/LastReload; 22 publishes a Local pair's events in another order
 GAPS.update({("22", name): why for (v, name), why in list(GAPS.items()) if v == "13"})
 GAPS[("22", "login-username-case")] = "22 FullyBooted carries Uptime and LastReload (auth.py)"
