@@ -73,8 +73,6 @@ DELIBERATE: dict[str, tuple[str, frozenset[str]]] = {
 GAPS: dict[tuple[str, str], str] = {
     ("13", "originate-dial-bridge"): "Originate Application=Dial makes no second call and no "
     "bridge (BridgeCreate/Enter, BridgeList/BridgeInfo)",
-    ("13", "setvar-connectedline"): "Setvar CONNECTEDLINE(all): refused, no NewConnectedLine "
-    "(and the NewCallerid of the other half)",
     ("13", "redirect-live"): "Redirect of a live Local half to a missing extension: hangup "
     "sequence",
     ("13", "queue-call"): "the Queue application does not ring its members "
