@@ -207,8 +207,9 @@ class SimCore:
                     sess.deliver(data)
                 else:
                     sess.write(data)
-        for sess in list(self.waiting):
-            sess.wake()
+        if self.waiting:
+            for sess in list(self.waiting):
+                sess.wake()
 
     def security(
         self, name: str, sess: AmiSession, account: str, extras: Iterable[tuple[str, str]] = ()
