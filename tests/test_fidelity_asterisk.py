@@ -78,11 +78,8 @@ GAPS: dict[tuple[str, str], str] = {
     ("13", "queue-call"): "the Queue application does not ring its members "
     "(QueueCallerJoin/AgentCalled/AgentConnect/AgentComplete)",
 }
-#: 22: the same call-flow gaps; FullyBooted (built by the session core,
-#: auth.py) lacks 22's Uptime/LastReload; 22 publishes a Local pair's events in another order
+#: 22: the same call-flow gaps; 22 publishes a Local pair's events in another order
 GAPS.update({("22", name): why for (v, name), why in list(GAPS.items()) if v == "13"})
-GAPS[("22", "login-username-case")] = "22 FullyBooted carries Uptime and LastReload (auth.py)"
-GAPS[("22", "md5-ok")] = "22 FullyBooted carries Uptime and LastReload (auth.py)"
 _DEVSTATE = ("22 loads res_manager_devicestate: DeviceStateChange events for Local devices, "
              "and 22 publishes a Local pair's events in another order")
 for _name in ("originate-local-wait", "originate-channelid", "hangup-live-cause"):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_sim_core_kit import Conn, sim_running
+from test_sim_core_kit import Conn, make_profile, sim_running
 
 from amicheck.protocol import Message
 from amicheck.sim import Simulator
@@ -97,3 +97,16 @@ def test_waitevent_timeout_and_client_write(sim: Simulator) -> None:
         w.action("Ping", ActionID="p")  # a client write ends the wait
         got = [m.get("ActionID") for m in w.read(3, timeout=2)]
         assert got == ["forever", "forever", "p"]
+
+
+@pytest.mark.parametrize(("banner", "fields"), [
+    ("Asterisk Call Manager/2.10.6", ["Event", "Privilege", "Status"]),
+    ("Asterisk Call Manager/11.0.0", ["Event", "Privilege", "Uptime", "LastReload", "Status"]),
+])
+def test_fully_booted_per_dialect(banner: str, fields: list[str]) -> None:
+    with sim_running(make_profile(banner=banner)) as s, Conn.to(s) as c:
+        c.login()
+        booted = c.until(lambda m: m.name == "FullyBooted")
+        assert [k for k, _ in booted] == fields
+        if "Uptime" in fields:
+            assert booted["Uptime"].isdigit() and booted["LastReload"].isdigit()

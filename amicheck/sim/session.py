@@ -40,6 +40,7 @@ from amicheck.protocol.server_session import (
     State,
 )
 from amicheck.sim import auth, replies
+from amicheck.sim.actions.dialect import dialect_of
 from amicheck.sim.behaviour import MISSING_ACTION, UNKNOWN_COMMAND
 from amicheck.sim.core import SimCore, tv, wire
 from amicheck.sim.filters import EventFilters
@@ -334,7 +335,10 @@ class AmiSession(asyncio.Protocol):
                 self._run(ev)
             elif kind is Reply:
                 assert isinstance(ev, Reply)
-                self.send(ev.message)
+                msg = ev.message
+                if msg.name == "FullyBooted" and dialect_of(self.core.profile) == "22":
+                    msg = self._booted_22(msg)
+                self.send(msg)
             elif kind is SecurityEvent:
                 assert isinstance(ev, SecurityEvent)
                 self.core.security(ev.kind, self, ev.account, ev.fields)
@@ -360,6 +364,15 @@ class AmiSession(asyncio.Protocol):
             elif kind is Crash:
                 self.core.crash()
         self.event_bits = self.ss.event_bits
+
+    def _booted_22(self, msg: Message) -> Message:
+        """22's FullyBooted carries Uptime and LastReload (seconds) after Privilege."""
+        pbx = self.core.pbx
+        now = pbx.now()
+        items = msg.items
+        items[2:2] = [("Uptime", str(int(now - pbx.started))),
+                      ("LastReload", str(int(now - pbx.reloaded)))]
+        return Message(items)
 
     def _run(self, ev: RunAction) -> None:
         core = self.core
