@@ -72,23 +72,13 @@ DELIBERATE: dict[str, tuple[str, frozenset[str]]] = {
 GAPS: dict[tuple[str, str], str] = {
     ("13", "originate-dial-bridge"): "Originate Application=Dial makes no second call and no "
     "bridge (BridgeCreate/Enter, BridgeList/BridgeInfo)",
-    ("13", "setvar-connectedline"): "Setvar CONNECTEDLINE(all): refused, no NewConnectedLine "
-    "(and the NewCallerid of the other half)",
     ("13", "redirect-live"): "Redirect of a live Local half to a missing extension: hangup "
     "sequence",
     ("13", "queue-call"): "the Queue application does not ring its members "
     "(QueueCallerJoin/AgentCalled/AgentConnect/AgentComplete)",
-    ("13", "waitevent-blocks"): "WaitEvent answers at once; needs a session-core hook (it must "
-    "block until an event, a client write or its timeout)",
-    ("13", "filter-include-exclude"): "Filter only acknowledges: needs per-session filters in the "
-    "session core's event delivery",
-    ("13", "filter-exclude-only"): "Filter only acknowledges (see filter-include-exclude)",
 }
-#: 22: the same call-flow, WaitEvent and Filter gaps; FullyBooted (built by the session core,
-#: auth.py) lacks 22's Uptime/LastReload; 22 publishes a Local pair's events in another order
+#: 22: the same call-flow gaps; 22 publishes a Local pair's events in another order
 GAPS.update({("22", name): why for (v, name), why in list(GAPS.items()) if v == "13"})
-GAPS[("22", "login-username-case")] = "22 FullyBooted carries Uptime and LastReload (auth.py)"
-GAPS[("22", "md5-ok")] = "22 FullyBooted carries Uptime and LastReload (auth.py)"
 _DEVSTATE = ("22 loads res_manager_devicestate: DeviceStateChange events for Local devices, "
              "and 22 publishes a Local pair's events in another order")
 for _name in ("originate-local-wait", "originate-channelid", "hangup-live-cause"):

@@ -394,6 +394,29 @@ def test_getvar_setvar_roundtrip() -> None:
     assert h.one("Getvar", Channel="zz", Variable="X")["Message"] == "No such channel"
 
 
+def test_setvar_connectedline_on_a_local_half() -> None:
+    """Asterisk: Variable Set, NewConnectedLine on the channel; the other Local half reads
+    the update as its caller id (NewCallerid) when it next services frames (its hangup)."""
+    h = Harness()
+    name = _call(h)
+    h.take_events()
+    assert h.one("Setvar", Variable="CONNECTEDLINE(all)", Value='"Fid" <555>')[
+        "Message"] == "Variable not set"  # no channel
+    ok = h.one("Setvar", Channel=name, Variable="CONNECTEDLINE(all)", Value='"Fid Line" <5551234>')
+    assert ok["Message"] == "Variable Set"
+    ev = h.take_events()
+    assert names(ev) == ["NewConnectedLine"]
+    assert (ev[0]["Channel"], ev[0]["ConnectedLineNum"], ev[0]["ConnectedLineName"]) == (
+        name, "5551234", "Fid Line")
+    assert h.one("Getvar", Channel=name, Variable="CONNECTEDLINE(num)")["Value"] == "5551234"
+    h.one("Setvar", Channel=name, Variable="X", Value="1")
+    assert h.take_events()[0]["ConnectedLineNum"] == "5551234"  # in every snapshot now
+    h.one("Hangup", Channel=name)
+    cid = [m for m in h.run(0.5) + h.take_events() if m.name == "NewCallerid"]
+    assert [(m["Channel"], m["CallerIDNum"], m["CallerIDName"]) for m in cid] == [
+        (name[:-1] + "2", "5551234", "Fid Line")]
+
+
 @pytest.mark.parametrize("var", ["SHELL(id)", "EVAL(${X})", "X${SHELL(id)}"])
 def test_getvar_shell_guard(var: str) -> None:
     h = Harness(privileges=("call",))

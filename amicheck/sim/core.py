@@ -103,6 +103,8 @@ class SimCore:
         self.sessions: set[AmiSession] = set()
         self.authed: dict[AmiSession, None] = {}  # ordered set: broadcast order = login order
         self.unauth = 0
+        #: sessions whose WaitEvent waits (any event wakes them)
+        self.waiting: set[AmiSession] = set()
         self.crashed = False
         self.issued: dict[str, None] = {}  # recent challenges, oldest first (bounded)
         self._session_seq = 0
@@ -201,7 +203,13 @@ class SimCore:
         data = wire(event)
         for sess in list(self.authed):
             if sess.event_bits & need == need:
-                sess.write(data)
+                if sess.screened:
+                    sess.deliver(data)
+                else:
+                    sess.write(data)
+        if self.waiting:
+            for sess in list(self.waiting):
+                sess.wake()
 
     def security(
         self, name: str, sess: AmiSession, account: str, extras: Iterable[tuple[str, str]] = ()

@@ -177,6 +177,9 @@ class Channel:
     hangup_at: float | None = None  # AbsoluteTimeout deadline (clock time)
     on_answer: Callable[[], None] | None = None  # Local ;2 answered -> ;1 side continues
     pc: int = 0                          # bumped when the channel leaves its dialplan thread
+    #: a connected-line update of the other Local half, read as caller id when this half
+    #: next services its frames (Asterisk: at its hangup, while it sits in an application)
+    pending_cid: tuple[str | None, str | None] | None = None
 
     @property
     def tech(self) -> str:
@@ -782,9 +785,24 @@ class Pbx:
             nxt()
 
     # -- hangup -----------------------------------------------------------------------------
+    def set_connected_line(self, ch: Channel, num: str | None, name: str | None) -> None:
+        """Setvar CONNECTEDLINE(...): NewConnectedLine now; a Local half passes it to its
+        other half as caller id (NewCallerid when that half reads the frame)."""
+        ch.conn_num, ch.conn_name = num, name
+        self._chan_event("NewConnectedLine", ch)
+        peer = ch.peer
+        if ch.local_base is not None and peer is not None and peer.alive:
+            peer.pending_cid = (num, name)
+
     def _hangup_event(self, ch: Channel, cause: int) -> None:
         if not ch.alive:
             return
+        if ch.pending_cid is not None:
+            ch.cid_num, ch.cid_name = ch.pending_cid
+            ch.pending_cid = None
+            self._chan_event(
+                "NewCallerid", ch, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+            )
         ch.alive = False
         self.channels.pop(ch.name, None)
         if ch.bridge is not None:
@@ -933,6 +951,12 @@ class Pbx:
                 "num": ch.cid_num or "",
                 "name": ch.cid_name or "",
                 "all": f'"{ch.cid_name or ""}" <{ch.cid_num or ""}>',
+            }.get(arg.lower(), "")
+        if up == "CONNECTEDLINE":
+            return {
+                "num": ch.conn_num or "",
+                "name": ch.conn_name or "",
+                "all": f'"{ch.conn_name or ""}" <{ch.conn_num or ""}>',
             }.get(arg.lower(), "")
         if up == "CHANNEL":
             return {

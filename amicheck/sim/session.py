@@ -40,8 +40,10 @@ from amicheck.protocol.server_session import (
     State,
 )
 from amicheck.sim import auth, replies
+from amicheck.sim.actions.dialect import dialect_of
 from amicheck.sim.behaviour import MISSING_ACTION, UNKNOWN_COMMAND
 from amicheck.sim.core import SimCore, tv, wire
+from amicheck.sim.filters import EventFilters
 from amicheck.sim.handlers import ActionContext, HandlerError
 
 __all__ = [
@@ -58,6 +60,8 @@ __all__ = [
 #: Bytes queued in user space before a session counts as "not reading" (pause_writing); the
 #: write timeout then runs. Asterisk has only the kernel buffer plus one blocking write.
 WRITE_BUFFER_BOUND = 256 * 1024
+#: Events a session holds while its WaitEvent is being answered (the first one wakes it).
+HELD_EVENTS = 4096
 #: Actions one session runs per event-loop turn before yielding to the others ...
 ACTIONS_PER_TURN = 512
 #: ... or fewer, once the turn has taken this long (an action may broadcast to hundreds).
@@ -104,6 +108,14 @@ class AmiSession(asyncio.Protocol):
         self._backlog: deque[Request] = deque()
         self._turn: asyncio.Handle | None = None
         self._write_paused = False
+        #: the Filter action's filters; ``screened``: events go through :meth:`deliver`
+        self.filters = EventFilters()
+        self.screened = False
+        #: a WaitEvent being answered: (response, complete), the events held meanwhile
+        self._waiting: tuple[Message, Message] | None = None
+        self._held: list[bytes] = []
+        self._wait_timer: asyncio.TimerHandle | None = None
+        self._wake: asyncio.Handle | None = None
 
     # -- connection -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -138,10 +150,14 @@ class AmiSession(asyncio.Protocol):
         if self.counted:
             core.unauth -= 1
             self.counted = False
-        for timer in (self._auth_timer, self._write_timer, self._turn):
+        for timer in (self._auth_timer, self._write_timer, self._turn, self._wait_timer,
+                      self._wake):
             if timer is not None:
                 timer.cancel()
         self._turn = None
+        self._waiting = None
+        self._held = []
+        core.waiting.discard(self)
         self._slowq.clear()
         self._backlog.clear()
 
@@ -229,13 +245,16 @@ class AmiSession(asyncio.Protocol):
             return
         if not on:
             transport.pause_reading()
-        elif not (self.closing or self._write_paused or self._backlog or self.stalled):
+        elif not (self.closing or self._write_paused or self.stalled
+                  or (self._backlog and self._waiting is None)):
             transport.resume_reading()
 
     # -- input ------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self.closing or self.stalled:
             return
+        if self._waiting is not None:  # ast_wait_for_input: a client write ends the wait
+            self.end_wait()
         core = self.core
         b = core.behaviour
         if b"\0" in data:
@@ -272,7 +291,7 @@ class AmiSession(asyncio.Protocol):
         end = time.monotonic() + TURN_BUDGET_S
         try:
             for _ in range(min(len(backlog), ACTIONS_PER_TURN)):
-                if self.closing:
+                if self.closing or self._waiting is not None:
                     break
                 self.process(backlog.popleft())
                 if time.monotonic() > end:
@@ -286,6 +305,8 @@ class AmiSession(asyncio.Protocol):
             self._batch = None
         if self.closing:
             backlog.clear()
+        elif self._waiting is not None:
+            self._reading(True)
         elif backlog:
             self._reading(False)
             self._turn = self.core.loop.call_soon(self._run_turn)
@@ -314,7 +335,10 @@ class AmiSession(asyncio.Protocol):
                 self._run(ev)
             elif kind is Reply:
                 assert isinstance(ev, Reply)
-                self.send(ev.message)
+                msg = ev.message
+                if msg.name == "FullyBooted" and dialect_of(self.core.profile) == "22":
+                    msg = self._booted_22(msg)
+                self.send(msg)
             elif kind is SecurityEvent:
                 assert isinstance(ev, SecurityEvent)
                 self.core.security(ev.kind, self, ev.account, ev.fields)
@@ -341,6 +365,15 @@ class AmiSession(asyncio.Protocol):
                 self.core.crash()
         self.event_bits = self.ss.event_bits
 
+    def _booted_22(self, msg: Message) -> Message:
+        """22's FullyBooted carries Uptime and LastReload (seconds) after Privilege."""
+        pbx = self.core.pbx
+        now = pbx.now()
+        items = msg.items
+        items[2:2] = [("Uptime", str(int(now - pbx.started))),
+                      ("LastReload", str(int(now - pbx.reloaded)))]
+        return Message(items)
+
     def _run(self, ev: RunAction) -> None:
         core = self.core
         handler = core.handlers[ev.action]
@@ -357,12 +390,65 @@ class AmiSession(asyncio.Protocol):
             remote=self.remote,
             tls=self.tls,
             behaviour=core.behaviour,
+            hooks=self,
         )
         try:
             handler(ctx, ev.request)
         except Exception as exc:  # noqa: BLE001 - collected, re-raised by check_errors()
             core.errors.append(HandlerError(ev.name, exc))
             self.send(replies.error(ev.action_id, "Internal simulator error"))
+
+    # -- the handlers' session hooks (actions.base.SessionHooks) -------------------------------
+    def add_filter(self, pattern: str) -> bool:
+        ok = self.filters.add(pattern)
+        self.screened = bool(self.filters) or self._waiting is not None
+        return ok
+
+    def wait_event(self, timeout: float | None, response: Message, complete: Message) -> None:
+        """action_waitevent: no more actions run until an event is queued (any event, as
+        Asterisk signals the waiting thread for each), the client writes, or ``timeout``."""
+        self._waiting = (response, complete)
+        self.screened = True
+        self.core.waiting.add(self)
+        if timeout is not None:
+            self._wait_timer = self.core.loop.call_later(timeout, self.end_wait)
+
+    def deliver(self, data: bytes) -> None:
+        """An event this session's privileges and mask let through: filtered (match_filter),
+        held while a WaitEvent waits."""
+        if self.filters and not self.filters.passes(data):
+            return
+        if self._waiting is not None:
+            if len(self._held) < HELD_EVENTS:
+                self._held.append(data)
+            return
+        self.write(data)
+
+    def wake(self) -> None:
+        """An event was queued: the WaitEvent answers (after the events queued with it)."""
+        if self._waiting is not None and self._wake is None:
+            self._wake = self.core.loop.call_soon(self.end_wait)
+
+    def end_wait(self) -> None:
+        """Answer the WaitEvent: the response, the held events, WaitEventComplete; then the
+        actions that came meanwhile run."""
+        msgs = self._waiting
+        if msgs is None:
+            return
+        for timer in (self._wait_timer, self._wake):
+            if timer is not None:
+                timer.cancel()
+        self._wait_timer = self._wake = None
+        self._waiting = None
+        self.core.waiting.discard(self)
+        self.screened = bool(self.filters)
+        held, self._held = self._held, []
+        self.send(msgs[0])
+        for data in held:
+            self.write(data)
+        self.send(msgs[1])
+        if self._backlog and self._turn is None and not self.closing:
+            self._turn = self.core.loop.call_soon(self._run_turn)
 
     def _logged_in(self) -> None:
         """A successful Login: no longer unauthenticated, no auth timer, in the broadcast."""

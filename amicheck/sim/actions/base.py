@@ -23,7 +23,7 @@ from amicheck.sim.pbx import Channel, Pbx
 __all__ = [
     "ActionContext", "Handler", "RequestLike", "aid", "ack", "err", "listack", "item",
     "complete", "send_list", "required", "has_system", "scan_int", "ast_true",
-    "channel_or_error", "callerid_parse",
+    "channel_or_error", "callerid_parse", "SessionHooks",
 ]
 
 
@@ -34,6 +34,19 @@ class RequestLike(Protocol):
 
     @property
     def message(self) -> Message: ...
+
+
+class SessionHooks(Protocol):
+    """What a handler may ask of its own session (it never does I/O itself)."""
+
+    def add_filter(self, pattern: str) -> bool:
+        """Filter: add an include (``!``: exclude) regex; False when it does not compile."""
+        ...
+
+    def wait_event(self, timeout: float | None, response: Message, complete: Message) -> None:
+        """WaitEvent: hold the session until an event, a client write or ``timeout`` (None:
+        none), then write ``response``, the events held meanwhile and ``complete``."""
+        ...
 
 
 @dataclass
@@ -53,6 +66,8 @@ class ActionContext:
     tls: bool
     #: how to behave (``faults`` are the names, for information only)
     behaviour: Behaviour = COMPLIANT
+    #: the session's own hooks (None: a context without a session, e.g. a unit test)
+    hooks: SessionHooks | None = None
 
 
 Handler = Callable[[ActionContext, RequestLike], None]

@@ -213,7 +213,7 @@ def _getvar(ctx: ActionContext, req: RequestLike) -> None:
     return None
 
 
-_WRITABLE_FUNCS = ("CALLERID", "DB", "GLOBAL", "CHANNEL")
+_WRITABLE_FUNCS = ("CALLERID", "DB", "GLOBAL", "CHANNEL", "CONNECTEDLINE")
 
 
 def _setvar(ctx: ActionContext, req: RequestLike) -> None:
@@ -231,13 +231,26 @@ def _setvar(ctx: ActionContext, req: RequestLike) -> None:
     if varname.endswith(")") and "(" in varname:
         func, _, arg = varname[:-1].partition("(")
         up = func.upper()
-        if up not in _WRITABLE_FUNCS or (up in ("CALLERID", "CHANNEL") and ch is None):
+        if up not in _WRITABLE_FUNCS or (up in ("CALLERID", "CHANNEL", "CONNECTEDLINE")
+                                         and ch is None):
             return err(ctx, "Variable not set")
         if up == "DB":
             fam, _, key = arg.partition("/")
             pbx.db[(fam, key)] = value
         elif up == "GLOBAL":
             pbx.globals[arg] = value
+        elif up == "CONNECTEDLINE" and ch is not None:
+            key = arg.lower()
+            if key == "all":
+                cname, cnum = callerid_parse(value)
+            elif key in ("num", "name"):
+                cname = (value or None) if key == "name" else ch.conn_name
+                cnum = (value or None) if key == "num" else ch.conn_num
+            else:
+                return err(ctx, "Variable not set")
+            ack(ctx, "Variable Set")
+            pbx.set_connected_line(ch, cnum, cname)
+            return None
         elif up == "CALLERID" and ch is not None:
             if arg.lower() == "num":
                 ch.cid_num = value

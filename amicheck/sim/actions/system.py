@@ -19,6 +19,7 @@ from amicheck.sim.actions.base import (
     send_list,
 )
 from amicheck.sim.actions.queues import queue_show
+from amicheck.sim.filters import compile_posix
 from amicheck.sim.pbx import (
     ENDPOINTS,
     EXTENSION_STATES,
@@ -323,18 +324,18 @@ def _loggerrotate(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _filter(ctx: ActionContext, req: RequestLike) -> None:
+    """action_filter: a legacy regex filter of this session (``!``: exclude)."""
     operation = req.header("Operation")
     flt = req.header("Filter")
     if operation.lower() != "add":
         return err(ctx, "Unknown operation")
-    modern = ctx.pbx.dialect == "22"
     check = "  Check the syntax of the filter given."
-    if modern and not flt:
+    if ctx.pbx.dialect == "22" and not flt:
         return err(ctx, "Filter was formatted incorrectly." + check)
-    try:
-        re.compile(flt.lstrip("!"))
-    except re.error:
-        return err(ctx, "Filter did not compile" + ("." + check if modern else ""))
+    ok = ctx.hooks.add_filter(flt) if ctx.hooks is not None else compile_posix(
+        flt.removeprefix("!")) is not None
+    if not ok:
+        return err(ctx, "Filter did not compile." + check)
     ack(ctx, "Success")
     return None
 
@@ -353,9 +354,31 @@ def _dataget(ctx: ActionContext, req: RequestLike) -> None:
 
 
 def _waitevent(ctx: ActionContext, req: RequestLike) -> None:
-    """Answered at once (events reach the session through the core anyway)."""
-    ack(ctx, "Waiting for Event completed.")
-    ctx.reply(replies.list_item("WaitEventComplete", aid(ctx)))
+    """action_waitevent: the session waits (Timeout seconds, ``%i``; -1 or none: forever)
+    for an event or a client write, then answers, with the events queued meanwhile."""
+    scanned = _scan_c_int(req.header("Timeout"))
+    timeout = -1 if scanned is None else max(scanned, -1)
+    response = replies.response("Success", aid(ctx), "Waiting for Event completed.")
+    done = replies.list_item("WaitEventComplete", aid(ctx))
+    if ctx.hooks is None or timeout == 0:
+        ctx.reply(response)
+        ctx.reply(done)
+        return
+    ctx.hooks.wait_event(None if timeout < 0 else float(timeout), response, done)
+
+
+def _scan_c_int(text: str) -> int | None:
+    """sscanf("%30i"): decimal, ``0x`` hex or ``0`` octal; None when none."""
+    m = re.match(r"\s*([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9]\d*))", text)
+    if not m:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    if m.group(2):
+        return sign * int(m.group(2), 16)
+    if m.group(3):
+        return sign * int(m.group(3), 8)
+    return sign * int(m.group(4))
+
 
 HANDLERS: dict[str, Handler] = {
     "ping": _ping,
