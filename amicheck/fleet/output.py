@@ -7,6 +7,7 @@ from pathlib import Path
 from amicheck.fleet.html import to_html
 from amicheck.fleet.junit import to_junit_xml
 from amicheck.fleet.model import FleetReport, to_json
+from amicheck.report.files import write_atomic
 
 __all__ = ["FLEET_FILES", "write_reports"]
 
@@ -17,11 +18,5 @@ FLEET_FILES: dict[str, str] = {"html": "fleet.html", "json": "fleet.json", "juni
 def write_reports(report: FleetReport, directory: Path) -> list[Path]:
     """Render every writer into ``directory`` (created), each file replaced atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for kind, render in (("json", to_json), ("html", to_html), ("junit", to_junit_xml)):
-        path = directory / FLEET_FILES[kind]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(render(report), encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
-    return written
+    return [write_atomic(directory / FLEET_FILES[kind], render(report))
+            for kind, render in (("json", to_json), ("html", to_html), ("junit", to_junit_xml))]

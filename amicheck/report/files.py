@@ -42,6 +42,14 @@ def check_report_dir(directory: Path) -> None:
     os.unlink(probe)
 
 
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` beside ``path`` and rename it there: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def write_reports(report: RunReport, directory: Path) -> list[Path]:
     """Render every writer's output into ``directory`` (created); returns the paths.
 
@@ -53,11 +61,5 @@ def write_reports(report: RunReport, directory: Path) -> list[Path]:
     from amicheck.report.junit_writer import to_junit_xml
 
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for kind, render in (("junit", to_junit_xml), ("html", to_html), ("json", to_json)):
-        path = directory / REPORT_FILES[kind]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(render(report), encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
-    return written
+    return [write_atomic(directory / REPORT_FILES[kind], render(report))
+            for kind, render in (("junit", to_junit_xml), ("html", to_html), ("json", to_json))]
