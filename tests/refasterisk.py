@@ -8,10 +8,13 @@ idempotent in the kit, so xdist workers share one instance per version.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +96,23 @@ def start(version: str) -> Instance:
         banner=ready["banner"],
         prefix=Path(ready["prefix"]),
     )
+
+
+@contextmanager
+def exclusive(version: str) -> Iterator[None]:
+    """Hold reference Asterisk ``version`` for one user of the whole test run at a time.
+
+    A whole-catalogue run fills the server's unauthenticated-session limit (AMI-AUTH-006)
+    and holds connections for its 30 s auth timeout, so a fidelity script or another run
+    beside it on the same server would be refused: the xdist workers take turns.
+    """
+    lock = Path(tempfile.gettempdir()) / f"amicheck-refasterisk-{version}.lock"
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def users_toml() -> str:

@@ -77,17 +77,18 @@ def test_suites_against_real_asterisk(version: str, tmp_path: Path) -> None:
     inst = refasterisk.start(version)
     profile = refasterisk.write_profile(inst, tmp_path / f"asterisk-{version}.toml")
     out = tmp_path / "reports"
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "amicheck", "run",
-            "--target", f"127.0.0.1:{inst.port}",
-            "--profile", str(profile),
-            "--outside-source", "127.0.0.2",
-            "--allow-bruteforce",  # the kit is ours, on loopback: exercise AMI-AUTH-007 too
-            "--report-dir", str(out),
-        ],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    with refasterisk.exclusive(version):  # a whole run fills the auth limit: take turns
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "amicheck", "run",
+                "--target", f"127.0.0.1:{inst.port}",
+                "--profile", str(profile),
+                "--outside-source", "127.0.0.2",
+                "--allow-bruteforce",  # the kit is ours, on loopback: exercise AMI-AUTH-007 too
+                "--report-dir", str(out),
+            ],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
     report = out / "report.json"
     assert report.exists(), f"no report.json; exit {proc.returncode}\n{proc.stderr[-3000:]}"
     outcomes, messages = _outcomes(report)

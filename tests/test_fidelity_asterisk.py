@@ -154,7 +154,7 @@ def played_all(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Played]:
 
     def play(version: str) -> Played:
         def go() -> Played:
-            with simulator(version) as sim:
+            with refasterisk.exclusive(version), simulator(version) as sim:
                 real = ("127.0.0.1", insts[version].port)
                 return fidelity.play_all(real, (sim.host, sim.port))
 

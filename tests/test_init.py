@@ -152,10 +152,11 @@ def test_init_against_real_asterisk(asterisk: dict[str, str], tmp_path: Path) ->
     assert prof.settings.tls_enable and prof.tls.cert is not None
     assert prof.users[0].privileges == ("all",)
     assert f"Asterisk {asterisk['version']} dialect" in out.read_text("utf-8")
-    run = subprocess.run([sys.executable, "-m", "amicheck", "run", "--target",
-                          f"127.0.0.1:{port}", "--profile", str(out), "--report-dir",
-                          str(tmp_path / "rep"), "--", *RUN_ARGS],
-                         env=env, capture_output=True, text=True, timeout=300)
+    with refasterisk.exclusive(asterisk["version"]):
+        run = subprocess.run([sys.executable, "-m", "amicheck", "run", "--target",
+                              f"127.0.0.1:{port}", "--profile", str(out), "--report-dir",
+                              str(tmp_path / "rep"), "--", *RUN_ARGS],
+                             env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode in (0, 1), run.stderr[-2000:]
     assert _harness_errors(tmp_path / "rep") == []
 
