@@ -25,6 +25,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from amicheck.errors import AmiCheckError
+from amicheck.filekind import not_regular
 from amicheck.protocol import Message, Parser
 from amicheck.protocol.grammar import BANNER_PREFIX as _BANNER_TEXT
 from amicheck.redaction import MASK, scrub_text
@@ -87,17 +88,9 @@ def check_capture_path(path: str | Path, max_bytes: int = MAX_CAPTURE_BYTES) -> 
         raise CaptureFileError(path, "not accessible (permission denied)") from None
     except (OSError, ValueError) as exc:
         raise CaptureFileError(path, f"cannot be read ({exc})") from None
-    mode = st.st_mode
-    if stat.S_ISDIR(mode):
-        raise CaptureFileError(path, "is a directory, not a capture file")
-    if stat.S_ISFIFO(mode):
-        raise CaptureFileError(path, "is a FIFO (named pipe), not a capture file")
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        raise CaptureFileError(path, "is a device, not a capture file")
-    if stat.S_ISSOCK(mode):
-        raise CaptureFileError(path, "is a socket, not a capture file")
-    if not stat.S_ISREG(mode):
-        raise CaptureFileError(path, "is not a regular file")
+    refused = not_regular(st.st_mode, "a capture file")
+    if refused:
+        raise CaptureFileError(path, refused)
     if st.st_size == 0:
         raise CaptureFileError(path, "is empty")
     if st.st_size > max_bytes:

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import math
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from amicheck.errors import ProfileError
+from amicheck.filekind import not_regular
 
 __all__ = [
     "Profile", "TargetInfo", "Settings", "TlsFiles", "User", "Thresholds", "ProfileError",
@@ -464,10 +464,9 @@ def _read_profile(p: Path) -> str:
 
     try:
         st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise fail("it is a directory, not a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise fail("not a regular file (a FIFO, device or socket)")
+        refused = not_regular(st.st_mode, "a profile file")
+        if refused:
+            raise fail(f"it {refused}")
         if st.st_size > MAX_PROFILE_BYTES:
             raise fail(f"{st.st_size} bytes; a profile has at most {MAX_PROFILE_BYTES} bytes")
         with open(p, "rb") as fh:

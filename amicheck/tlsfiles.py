@@ -9,9 +9,10 @@ two cannot disagree on the cap. cryptography and pyOpenSSL load only when a key 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from amicheck.filekind import not_regular
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -44,8 +45,9 @@ def read_tls_file(path: Path) -> tuple[bytes, int]:
     """
     try:
         st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise TlsFileError("unreadable", "not a regular file")
+        refused = not_regular(st.st_mode, "a PEM file")
+        if refused:
+            raise TlsFileError("unreadable", refused)
         if st.st_size >= MAX_TLS_FILE_BYTES:
             raise TlsFileError("too-big", f"{st.st_size} bytes", st.st_size)
         with open(path, "rb") as fh:

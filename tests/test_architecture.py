@@ -32,9 +32,6 @@ LONG_MODULES: dict[str, str] = {
 #: Import edges (importer, imported) allowed to close a cycle -> why. Every other edge must
 #: leave the graph acyclic.
 CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("amicheck.fleet.forkspawn", "amicheck.cli"): (
-        "a forked fleet worker runs amicheck.cli.main in the child (function-level import); "
-        "cli -> fleet.cli -> fleet.forkspawn -> cli, fleet owner to break"),
 }
 
 #: Modules other than amicheck/capture*/pcap* allowed to import scapy -> why.

@@ -290,15 +290,15 @@ def test_fifo_refused_without_opening(tmp_path: Path) -> None:
     fifo = tmp_path / "profile.toml"
     os.mkfifo(fifo)
     start = time.monotonic()
-    with pytest.raises(ProfileError, match="not a regular file"):
+    with pytest.raises(ProfileError, match=r"it is a FIFO \(named pipe\), not a profile file"):
         load_profile(fifo)  # opening it would block until a writer comes
     assert time.monotonic() - start < 1.0
 
 
 def test_device_and_directory_refused(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="not a regular file"):
+    with pytest.raises(ProfileError, match="it is a device, not a profile file"):
         load_profile("/dev/zero")
-    with pytest.raises(ProfileError, match="is a directory"):
+    with pytest.raises(ProfileError, match="it is a directory, not a profile file"):
         load_profile(tmp_path)
 
 

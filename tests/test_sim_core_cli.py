@@ -103,8 +103,8 @@ def test_serves_until_sigint(tmp_path: Path) -> None:
     (["--tls-port", "-1"], "port must be 0-65535"),
     (["--port", "abc"], "not a port number"),
     (["--config", "/nonexistent/profile.toml"], "No such file"),
-    (["--config", "/dev/zero"], "not a regular file"),
-    (["--config", "/"], "not a regular file"),
+    (["--config", "/dev/zero"], "--config /dev/zero: is a device, not a profile file"),
+    (["--config", "/"], "--config /: is a directory, not a profile file"),
     (["--fault", "no-such-fault"], "unknown fault"),
     (["--fault", "md5-any-key", "--fault", "md5-no-challenge"], "both change"),
     (["--no-such-option"], "unrecognized arguments"),
@@ -124,7 +124,7 @@ def test_fifo_config_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     proc = subprocess.run([sys.executable, "-m", "amicheck", "sim", "--config", str(fifo)],
                           capture_output=True, text=True, timeout=20)
-    assert proc.returncode == 2 and "not a regular file" in proc.stderr
+    assert proc.returncode == 2 and "is a FIFO (named pipe), not a profile file" in proc.stderr
 
 
 def test_simulator_refuses_bad_port() -> None:

@@ -4,7 +4,7 @@
 simulator and cryptography before it audits anything. With ``--spawn fork`` the fleet process
 imports exactly what ``amicheck run`` imports before it starts pytest (so assertion rewriting
 and everything after it happen in the child as in a standalone run), then forks one child per
-target, which calls ``amicheck.cli.main(["run", ...])``: the same code and arguments as the
+target, which calls ``amicheck.runcmd.main_run([...])``: the same code and arguments as the
 subprocess, in its own session and process group, its output in the target's ``run.log``.
 The imported pages are shared copy-on-write, which cuts the summed PSS (real memory) of the
 children; the summed RSS counts shared pages once per process and hardly changes.
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 __all__ = ["ForkedRun", "warm_up", "fork_run", "available", "fork_safe"]
 
 #: What ``amicheck run`` imports before ``pytest.main`` (its preflight), nothing more.
-_WARM_MODULES = ("pytest", "amicheck.cli", "amicheck.errors", "amicheck.plugin",
+_WARM_MODULES = ("pytest", "amicheck.runcmd", "amicheck.errors", "amicheck.plugin",
                  "amicheck.profile", "amicheck.sim", "amicheck.sim.faults",
                  "amicheck.report.json_writer")
 
@@ -81,7 +81,8 @@ class ForkedRun:
 
 
 def fork_run(argv: Sequence[str], log_fd: int) -> ForkedRun:
-    """Fork a child that runs ``amicheck.cli.main(argv)`` with stdout/stderr on ``log_fd``."""
+    """Fork a child that runs ``amicheck run ARGV`` (``argv[0]`` is ``"run"``) with
+    stdout/stderr on ``log_fd``."""
     sys.stdout.flush()
     sys.stderr.flush()
     # Keep the collector off the inherited objects: it would write to (and so copy) every
@@ -100,9 +101,11 @@ def fork_run(argv: Sequence[str], log_fd: int) -> ForkedRun:
         os.closerange(3, 1 << 16)  # other targets' logs stay the parent's
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        from amicheck.cli import main
+        from amicheck.runcmd import main_run
 
-        code = int(main(list(argv)))
+        if not argv or argv[0] != "run":
+            raise ValueError(f"a forked fleet worker runs 'amicheck run', not {argv[:1]}")
+        code = int(main_run(list(argv[1:])))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - report it in run.log, never return to the parent

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import pytest
 
+from amicheck.filekind import describe_mode
+
 __all__ = [
     "OPTIONS",
     "Option",
@@ -236,19 +238,6 @@ def parse_fault(value: str) -> str:
     if not name:
         raise OptionError("empty fault name")
     return name
-
-
-def describe_mode(mode: int) -> str:
-    """``is a directory`` / ``is a FIFO (named pipe)`` / ... for a non-regular file."""
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device"
-    if stat.S_ISSOCK(mode):
-        return "is a socket"
-    return "is not a regular file"
 
 
 # --- the table -------------------------------------------------------------------------------

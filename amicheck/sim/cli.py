@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import stat
 import sys
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from types import FrameType
 from typing import NoReturn
 
 from amicheck.errors import AmiCheckError, ProfileError
+from amicheck.filekind import not_regular
 from amicheck.sim.faults import FAULTS, UnknownFaultError
 
 __all__ = ["main", "build_parser", "MAX_PROFILE_BYTES"]
@@ -51,8 +51,9 @@ def _config_problem(path: str) -> str | None:
         st = Path(path).stat()
     except OSError as exc:
         return f"--config {path}: {exc.strerror or exc}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"--config {path}: not a regular file"
+    refused = not_regular(st.st_mode, "a profile file")
+    if refused:
+        return f"--config {path}: {refused}"
     if st.st_size > MAX_PROFILE_BYTES:
         return f"--config {path}: {st.st_size} bytes, more than a profile ({MAX_PROFILE_BYTES})"
     return None
