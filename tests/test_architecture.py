@@ -24,9 +24,6 @@ MAX_LINES = 500
 #: Modules allowed over MAX_LINES (path or glob, relative to the repository) -> why.
 LONG_MODULES: dict[str, str] = {
     "amicheck/sim/pbx.py": "one cohesive PBX model (channels, bridges, queues, their events)",
-    "amicheck/sim/actions/calls.py": (
-        "the call actions (Originate, Redirect, Hangup, Bridge*, Setvar…) as one family; grows "
-        "with each Asterisk behaviour the fidelity harness pins down — split it next"),
 }
 
 #: Import edges (importer, imported) allowed to close a cycle -> why. Every other edge must

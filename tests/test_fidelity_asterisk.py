@@ -70,19 +70,11 @@ DELIBERATE: dict[str, tuple[str, frozenset[str]]] = {
 
 #: (dialect, script) -> a known simulator gap, still to fix (shown, xfail strict).
 GAPS: dict[tuple[str, str], str] = {
-    ("13", "originate-dial-bridge"): "Originate Application=Dial makes no second call and no "
-    "bridge (BridgeCreate/Enter, BridgeList/BridgeInfo)",
-    ("13", "redirect-live"): "Redirect of a live Local half to a missing extension: hangup "
-    "sequence",
     ("13", "queue-call"): "the Queue application does not ring its members "
     "(QueueCallerJoin/AgentCalled/AgentConnect/AgentComplete)",
 }
-#: 22: the same call-flow gaps; 22 publishes a Local pair's events in another order
+#: 22: the same call-flow gaps
 GAPS.update({("22", name): why for (v, name), why in list(GAPS.items()) if v == "13"})
-_DEVSTATE = ("22 loads res_manager_devicestate: DeviceStateChange events for Local devices, "
-             "and 22 publishes a Local pair's events in another order")
-for _name in ("originate-local-wait", "originate-channelid", "hangup-live-cause"):
-    GAPS[("22", _name)] = _DEVSTATE
 
 
 def deliberate(version: str, name: str) -> tuple[str, frozenset[str]]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from amicheck.protocol.message import Message
-from amicheck.sim import replies
+from amicheck.sim import callflow, replies
 
 __all__ = [
     "Pbx",
@@ -221,7 +221,7 @@ class Queue:
 
 @dataclass
 class Bridge:
-    """A basic two-party bridge (created by the Bridge action)."""
+    """A basic two-party bridge (created by the Bridge action or by Dial)."""
 
     uniqueid: str
     channels: list[str] = field(default_factory=list)
@@ -229,6 +229,8 @@ class Bridge:
     technology: str = "simple_bridge"
     creator: str = "<unknown>"
     name: str = "<unknown>"
+    #: a Dial's bridge: when a party hangs up the others are hung up (callflow.dissolve)
+    dissolve_hangup: bool = False
 
 
 @dataclass
@@ -427,6 +429,17 @@ class Pbx:
 
     def _chan_event(self, name: str, ch: Channel, *extra: tuple[str, str]) -> None:
         self.emit(name, _CALL, [*self.snapshot(ch), *extra])
+
+    def _newexten(self, ch: Channel, exten: str, app: str, data: str) -> None:
+        """Newexten: class call in 13, dialplan in 22 (manager_channels.c)."""
+        classes = _CALL if self.dialect == "13" else ("dialplan",)
+        self.emit("Newexten", classes, [*self.snapshot(ch), ("Extension", exten),
+                                        ("Application", app), ("AppData", data)])
+
+    def _newstate(self, ch: Channel) -> None:
+        """Newstate, and what ast_setstate publishes besides (22: a Local device's state)."""
+        self._chan_event("Newstate", ch)
+        callflow.local_devstate(self, ch)
 
     # -- device and extension state ---------------------------------------------------------
     def device_state(self, device: str) -> int:
@@ -628,13 +641,7 @@ class Pbx:
         self._chan_event("Newchannel", one)
         self._chan_event("Newchannel", two)
         one.application, one.appdata = "AppDial2", "(Outgoing Line)"
-        self._chan_event(
-            "Newexten",
-            one,
-            ("Extension", exten),
-            ("Application", "AppDial2"),
-            ("AppData", "(Outgoing Line)"),
-        )
+        self._newexten(one, exten, "AppDial2", "(Outgoing Line)")
         if not plan.ok:
             self._hangup_event(two, 0)
             self._hangup_event(one, 0)
@@ -672,7 +679,7 @@ class Pbx:
             if not one.alive:
                 return
             one.state = 6
-            self._chan_event("Newstate", one)
+            self._newstate(one)
             self._queue_members_changed(base)
             self.emit("DialEnd", _CALL, [*self.snapshot(one, "Dest"), ("DialStatus", "ANSWER")])
             self._originate_response(spec, True, one, 4)
@@ -719,6 +726,8 @@ class Pbx:
         if spec.application:
             ch.application, ch.appdata = spec.application, spec.appdata
             app = spec.application.lower()
+            if app == "dial" and callflow.dial(self, ch, spec.appdata):
+                return  # the call ends with its bridge (callflow.dissolve)
             secs = _APP_SECONDS.get(app, 0.0)
             if app == "wait":
                 secs = _float(spec.appdata)
@@ -747,14 +756,12 @@ class Pbx:
             return
         found = self.find_exten(context, exten)
         if found is None or priority < 1 or priority > len(found[1]):
-            self._hangup(ch, 16, request=False)
+            callflow.pbx_ended(self, ch, context, exten, priority)
             return
         app, data = found[1][priority - 1]
         ch.context, ch.exten, ch.priority = context, exten, priority
         ch.application, ch.appdata = app, data
-        self._chan_event(
-            "Newexten", ch, ("Extension", exten), ("Application", app), ("AppData", data)
-        )
+        self._newexten(ch, exten, app, data)
 
         token = ch.pc
 
@@ -766,7 +773,7 @@ class Pbx:
         if low == "answer":
             if ch.state != 6:
                 ch.state = 6
-                self._chan_event("Newstate", ch)
+                self._newstate(ch)
                 if ch.local_base is not None:
                     self._queue_members_changed(ch.local_base)
                 cb, ch.on_answer = ch.on_answer, None
@@ -805,6 +812,7 @@ class Pbx:
             )
         ch.alive = False
         self.channels.pop(ch.name, None)
+        br = self.bridges.get(ch.bridge or "")
         if ch.bridge is not None:
             self._leave_bridge(ch)
         for space, name in list(self.parked.items()):
@@ -813,6 +821,8 @@ class Pbx:
         self._chan_event(
             "Hangup", ch, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))
         )
+        if br is not None and br.dissolve_hangup:
+            callflow.dissolve(self, br, cause)
 
     def _after_hangup(self, *chans: Channel | None) -> None:
         bases: list[str] = []
@@ -822,6 +832,7 @@ class Pbx:
                 continue
             if ch.local_base is not None:
                 bases.append(ch.local_base)
+                callflow.local_devstate(self, ch)
             if ch.endpoint is not None and ch.endpoint not in endpoints:
                 endpoints.append(ch.endpoint)
         for base in bases:
@@ -985,6 +996,7 @@ class Pbx:
             ("BridgeCreator", b.creator),
             ("BridgeName", b.name),
             ("BridgeNumChannels", str(len(b.channels))),
+            ("BridgeVideoSourceMode", "none"),
         ]
 
     def bridge(self, a: Channel, b: Channel) -> Bridge:
@@ -998,7 +1010,7 @@ class Pbx:
         for ch in (a, b):
             if ch.state != 6:
                 ch.state = 6
-                self._chan_event("Newstate", ch)
+                self._newstate(ch)
             br.channels.append(ch.name)
             ch.bridge = br.uniqueid
             ch.pc += 1
