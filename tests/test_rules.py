@@ -294,7 +294,8 @@ def test_tls_files_fifo_refused_unread(tmp_path: Path, ca: trustme.CA) -> None:
     fifo.unlink(missing_ok=True)
     os.mkfifo(fifo)  # opening it would block until a writer comes
     got = check_tls_files(TlsFiles(cert=fifo, key=good.key))
-    assert [(f.path, f.message) for f in got] == [("tls.cert", f"{fifo}: is a FIFO (named pipe), not a PEM file")]
+    said = f"{fifo}: is a FIFO (named pipe), not a PEM file"
+    assert [(f.path, f.message) for f in got] == [("tls.cert", said)]
 
 
 def test_read_tls_file(tmp_path: Path) -> None:

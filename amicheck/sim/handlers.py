@@ -25,7 +25,7 @@ from __future__ import annotations
 from amicheck.errors import AmiCheckError
 from amicheck.privileges import may_run, privilege_header
 from amicheck.sim import replies
-from amicheck.sim.actions import calls, config, queues, system
+from amicheck.sim.actions import bridges, calls, config, queues, system
 from amicheck.sim.actions.base import ActionContext, Handler, RequestLike, aid, err
 from amicheck.sim.actions.dialect import dialect_of
 from amicheck.sim.actions.system import ASTERISK_VERSION
@@ -188,6 +188,7 @@ HANDLERS: dict[str, Handler] = {
         "listcommands": _listcommands,
         **system.HANDLERS,
         **calls.HANDLERS,
+        **bridges.HANDLERS,
         **queues.HANDLERS,
         **config.HANDLERS,
     }.items()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 from amicheck.sim import replies
-from amicheck.sim.actions import bridges
 from amicheck.sim.actions.base import (
     ActionContext,
     Handler,
@@ -402,8 +401,6 @@ def _aocmessage(ctx: ActionContext, req: RequestLike) -> None:
     return None
 
 
-#: ``**bridges.HANDLERS``: registered through this module until sim/handlers.py merges
-#: bridges.HANDLERS itself (then this line goes).
 HANDLERS: dict[str, Handler] = {
     "originate": _originate,
     "hangup": _hangup,
@@ -419,5 +416,4 @@ HANDLERS: dict[str, Handler] = {
     "sendtext": _sendtext,
     "localoptimizeaway": _localoptimizeaway,
     "aocmessage": _aocmessage,
-    **bridges.HANDLERS,
 }
