@@ -74,8 +74,6 @@ GAPS: dict[tuple[str, str], str] = {
     "bridge (BridgeCreate/Enter, BridgeList/BridgeInfo)",
     ("13", "redirect-live"): "Redirect of a live Local half to a missing extension: hangup "
     "sequence",
-    ("13", "queue-call"): "the Queue application does not ring its members "
-    "(QueueCallerJoin/AgentCalled/AgentConnect/AgentComplete)",
 }
 #: 22: the same call-flow gaps; 22 publishes a Local pair's events in another order
 GAPS.update({("22", name): why for (v, name), why in list(GAPS.items()) if v == "13"})
