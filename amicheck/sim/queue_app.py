@@ -250,11 +250,11 @@ def _local_pair(pbx: Pbx, e: Entry, base: str, ctx: str, exten: str) -> tuple[Ch
     one.local_base = two.local_base = base
     pbx._chan_event("Newchannel", one)
     pbx._chan_event("Newchannel", two)
+    one.cid_num = e.chan.cid_num or e.chan.exten
+    one.cid_name = e.chan.cid_name
     one.application, one.appdata = "AppQueue", "(Outgoing Line)"
     pbx._chan_event("Newexten", one, ("Extension", exten), ("Application", "AppQueue"),
                     ("AppData", "(Outgoing Line)"))
-    one.cid_num = e.chan.cid_num or e.chan.exten
-    one.cid_name = e.chan.cid_name
     pbx._chan_event("NewCallerid", one,
                     ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
     two.conn_num, two.conn_name = one.cid_num, one.cid_name
