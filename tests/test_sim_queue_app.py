@@ -226,3 +226,31 @@ def test_unknown_queue_continues_the_dialplan_and_reset_forgets_callers() -> Non
     assert len(queue_app.callers(h.pbx, "6500")) == 1
     h.pbx.reset()
     assert queue_app.callers(h.pbx, "6500") == []
+
+
+def test_rrmemory_rotates_through_answering_members() -> None:
+    h = Harness()
+    q = h.pbx.queues["6500"]
+    q.strategy = "rrmemory"
+    q.members = [QueueMember(f"PJSIP/{n}", n, f"PJSIP/{n}") for n in ("1001", "1002", "1003")]
+    answered = []
+    for n in range(4):
+        _call(h, f"r{n}")
+        ev = _run(h, 3.0)
+        answered.append(_first(ev, "AgentConnect")["Interface"])
+        assert len([m for m in ev if m.name == "AgentCalled"]) == 1
+        h.act("Hangup", Channel=f"fid-r{n}1")
+        _run(h, 1.0)
+    assert answered == ["PJSIP/1001", "PJSIP/1002", "PJSIP/1003", "PJSIP/1001"]
+
+
+def test_a_busy_member_with_ringinuse_off_is_not_rung() -> None:
+    h = Harness()
+    _pause(h, _B)
+    h.act("QueueMemberRingInUse", Queue="6500", Interface=_A, RingInUse="false")
+    h.act("Originate", Channel="Local/1000@from-internal", Application="Wait", Data="30",
+          Async="true")  # 1000 is in use
+    _run(h, 2.0)
+    _call(h)
+    ev = _run(h, 3.0)
+    assert _queue(ev) == ["QueueCallerJoin"]

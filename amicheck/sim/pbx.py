@@ -212,7 +212,7 @@ class QueueMember:
 
 @dataclass
 class Queue:
-    """One app_queue queue (statistics stay zero: nobody calls in)."""
+    """One app_queue queue (its callers and their calls: amicheck.sim.queue_app)."""
 
     name: str
     strategy: str = "ringall"

@@ -162,7 +162,7 @@ def _try(pbx: Pbx, e: Entry) -> None:
     token = e.round
     ring = members[:1] if e.queue.strategy in _ROUND_ROBIN + ("linear",) else members
     if e.queue.strategy in _ROUND_ROBIN and ring:
-        st.rrpos[e.queue.name] = e.queue.members.index(ring[0]) + 1
+        st.rrpos[e.queue.name] = _next_rr(e.queue, st, members)
     for m in ring:
         _ring(pbx, e, m)
     if not e.attempts:
@@ -192,6 +192,16 @@ def _ring_order(pbx: Pbx, q: Queue, st: _State) -> list[QueueMember]:
     free.sort(key=lambda t: t[0])
     best = free[0][0] // 1000000 if free else 0
     return [m for metric, m in free if metric // 1000000 == best]
+
+
+def _next_rr(q: Queue, st: _State, members: list[QueueMember]) -> int:
+    """store_next_rr: the next call starts at the best member not rung now; with none,
+    one further on, or from the top once a later member was seen (wrapped)."""
+    if len(members) > 1:
+        return q.members.index(members[1])
+    pos = st.rrpos.get(q.name, 0)
+    wrapped = any(q.members.index(m) > pos for m in members)
+    return 0 if wrapped else pos + 1
 
 
 def _ring(pbx: Pbx, e: Entry, m: QueueMember) -> None:
