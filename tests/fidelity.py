@@ -72,6 +72,14 @@ class Script:
     #: compare only events of these names (None: all): a call flow's point is its bridge or
     #: queue events, not every Newexten of the dialplan around it
     focus: frozenset[str] | None = None
+    #: events Asterisk fills with channel snapshots only while they are still cached: its
+    #: AgentComplete after a hangup lacks them about one run in six (13 and 22, measured),
+    #: so these are compared without snapshot fields and sorted after the channels' events
+    snapshotless: frozenset[str] = frozenset()
+    #: (event, header) pairs whose value Asterisk computes in a race, masked on both sides:
+    #: 13's Local device state behind a QueueMemberStatus is read by the device-state
+    #: thread whenever it gets to it (the first at answer is 1 or 2 from run to run)
+    unstable: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -325,6 +333,14 @@ def _other_session(msg: Message, port: int) -> bool:
     return bool(port) and bool(remote) and not remote.endswith(f"/{port}")
 
 
+#: the fields of a channel snapshot (ast_manager_build_channel_state_string_prefix)
+_SNAPSHOT = re.compile(
+    r"(?i)^(Dest)?(Channel|ChannelState|ChannelStateDesc|CallerIDNum|CallerIDName|"
+    r"ConnectedLineNum|ConnectedLineName|Language|AccountCode|Context|Exten|Priority|"
+    r"Uniqueid|Linkedid)$"
+)
+
+
 def canonical(
     msgs: Sequence[Message], step: Step | None, script: Script | None, port: int = 0
 ) -> list[Message]:
@@ -346,11 +362,16 @@ def canonical(
         elif m.action_id is not None and m.kind is MessageKind.EVENT and _foreign(m):
             dropped[m.action_id] = dropped.get(m.action_id, 0) + 1  # Status of another's call
             continue
+        if (m.name or "") in script.snapshotless:
+            m = Message([(k, v) for k, v in m if not _SNAPSHOT.match(k)], text=m.text)
+        if any(name == m.name for name, _ in script.unstable):
+            racy = {h.lower() for name, h in script.unstable if name == m.name}
+            m = Message([(k, "<racy>" if k.lower() in racy else v) for k, v in m], text=m.text)
         out.append(m)
     if dropped:
         out = [_recount(m, dropped) for m in out]
     if own or (step is not None and step.unordered):
-        out.sort(key=_owner)
+        out.sort(key=lambda m: "~" if (m.name or "") in script.snapshotless else _owner(m))
     return out
 
 
@@ -532,6 +553,7 @@ def _hangup(n: str, linger: float = 0.6) -> Step:
 
 
 _Q = "Local/1001@from-internal"  # paused in the queue scripts: only 1000 rings (no race)
+_Q0 = "Local/1000@from-internal"
 #: the events a queue call is about (app_queue's, not the dialplan's around it)
 _QUEUE_EVENTS = frozenset(
     {
@@ -674,6 +696,25 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             ),
             Step(action("QueueStatus", Queue="6500")),
             _hangup("q", 1.0),
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
+        ),
+        events="agent",
+        focus=_QUEUE_EVENTS,
+        snapshotless=frozenset({"AgentComplete"}),
+        unstable=frozenset({("QueueMemberStatus", "Status")}),
+    ),
+    Script(
+        "queue-abandon",  # nobody to ring (both paused): the caller gives up
+        (
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
+            Step(action("QueuePause", Queue="6500", Interface=_Q0, Paused="true")),
+            Step(
+                _originate("qa", "Local/6500@from-internal", "Wait", "20"),
+                linger=1.0,
+                unordered=True,
+            ),
+            _hangup("qa", 0.6),
+            Step(action("QueuePause", Queue="6500", Interface=_Q0, Paused="false")),
             Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
         ),
         events="agent",

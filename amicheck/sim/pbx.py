@@ -124,6 +124,10 @@ _APP_SECONDS: dict[str, float] = {
     "queue": 20.0,
 }
 
+#: dialplan applications modelled in other modules (amicheck.sim.queue_app adds Queue):
+#: lower-case name -> fn(pbx, channel, appdata, continue_dialplan)
+APPLICATIONS: dict[str, Callable[[Pbx, Channel, str, Callable[[], None]], None]] = {}
+
 _CALL = ("call",)
 _AGENT = ("agent",)
 _UNKNOWN = "<unknown>"
@@ -140,7 +144,8 @@ def _dialplan() -> dict[str, dict[str, list[tuple[str, str]]]]:
         plan["from-internal"][ext] = [("NoOp", f"ref {ext}"), ("Answer", ""), ("Wait", "20")]
         plan["ext-local"][ext] = [("Dial", f"PJSIP/{ext},30"), ("Hangup", "")]
     plan["from-internal"]["2000"] = [("Answer", ""), ("Wait", "5"), ("Hangup", "")]
-    plan["from-internal"]["6500"] = [("Answer", ""), ("Queue", "6500"), ("Hangup", "")]
+    plan["from-internal"]["6500"] = [
+        ("NoOp", "queue 6500"), ("Answer", ""), ("Queue", "6500,,,,30"), ("Hangup", "")]
     plan["from-trunk"]["s"] = [("Answer", ""), ("Wait", "5"), ("Hangup", "")]
     return plan
 
@@ -176,6 +181,7 @@ class Channel:
     alive: bool = True
     hangup_at: float | None = None  # AbsoluteTimeout deadline (clock time)
     on_answer: Callable[[], None] | None = None  # Local ;2 answered -> ;1 side continues
+    on_hangup: Callable[[], None] | None = None  # after its Hangup event (amicheck.sim.queue_app)
     pc: int = 0                          # bumped when the channel leaves its dialplan thread
     #: a connected-line update of the other Local half, read as caller id when this half
     #: next services its frames (Asterisk: at its hangup, while it sits in an application)
@@ -201,11 +207,12 @@ class QueueMember:
     paused: bool = False
     paused_reason: str = ""
     ringinuse: bool = True
+    reported: int | None = None  # the Status its last QueueMemberStatus carried
 
 
 @dataclass
 class Queue:
-    """One app_queue queue (statistics stay zero: nobody calls in)."""
+    """One app_queue queue (its callers and their calls: amicheck.sim.queue_app)."""
 
     name: str
     strategy: str = "ringall"
@@ -524,6 +531,9 @@ class Pbx:
         for q in self.queues.values():
             for m in q.members:
                 if m.state_interface == device:
+                    status, m.reported = m.reported, self.member_status(m)
+                    if self.dialect == "22" and status == m.reported:
+                        continue  # 22 publishes a member's device state on a change only
                     self.emit("QueueMemberStatus", _AGENT, self.member_fields(q, m))
 
     def member_status(self, m: QueueMember) -> int:
@@ -786,6 +796,8 @@ class Pbx:
             self._later(_float(data), nxt)
         elif low == "hangup":
             self._hangup(ch, 16, request=False, soft=True)
+        elif low in APPLICATIONS:
+            APPLICATIONS[low](self, ch, data, nxt)
         elif low in _APP_SECONDS:
             self._later(_APP_SECONDS[low], nxt)
         else:
@@ -823,6 +835,8 @@ class Pbx:
         )
         if br is not None and br.dissolve_hangup:
             callflow.dissolve(self, br, cause)
+        if ch.on_hangup is not None:
+            ch.on_hangup()
 
     def _after_hangup(self, *chans: Channel | None) -> None:
         bases: list[str] = []

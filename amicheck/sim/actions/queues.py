@@ -3,6 +3,7 @@ event-list ``Queues`` (see amicheck.sim.handlers), member management, ``queue sh
 
 from __future__ import annotations
 
+from amicheck.sim import queue_app
 from amicheck.sim.actions.base import (
     ActionContext,
     Handler,
@@ -23,10 +24,11 @@ from amicheck.sim.pbx import (
 __all__ = ["HANDLERS", "queue_show"]
 
 
-def _queue_params(q: Queue, modern: bool = False) -> list[tuple[str, str]]:
+def _queue_params(pbx: Pbx, q: Queue, modern: bool = False) -> list[tuple[str, str]]:
     perf2 = [("ServicelevelPerf2", "0.0")] if modern else []
+    calls = len(queue_app.callers(pbx, q.name))
     return [
-        ("Queue", q.name), ("Max", str(q.max)), ("Strategy", q.strategy), ("Calls", "0"),
+        ("Queue", q.name), ("Max", str(q.max)), ("Strategy", q.strategy), ("Calls", str(calls)),
         ("Holdtime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
         ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)),
         ("ServiceLevel", str(q.servicelevel)), ("ServicelevelPerf", "0.0"), *perf2,
@@ -49,6 +51,18 @@ def _member_item(pbx: Pbx, q: Queue, m: QueueMember) -> list[tuple[str, str]]:
     ]
 
 
+def _entry_item(pbx: Pbx, q: Queue, pos: int, e: queue_app.Entry) -> list[tuple[str, str]]:
+    """A waiting caller (QueueStatus ``QueueEntry``: caller ids "unknown", no brackets)."""
+    ch = e.chan
+    return [
+        ("Queue", q.name), ("Position", str(pos)), ("Channel", ch.name),
+        ("Uniqueid", ch.uniqueid), ("CallerIDNum", ch.cid_num or "unknown"),
+        ("CallerIDName", ch.cid_name or "unknown"), ("ConnectedLineNum", ch.conn_num or "unknown"),
+        ("ConnectedLineName", ch.conn_name or "unknown"), ("Wait", str(int(pbx.now() - e.start))),
+        ("Priority", "0"),
+    ]
+
+
 def _queuestatus(ctx: ActionContext, req: RequestLike) -> None:
     """manager_queues_status: QueueParams, QueueMember..., QueueStatusComplete."""
     want_q = req.header("Queue")
@@ -58,9 +72,12 @@ def _queuestatus(ctx: ActionContext, req: RequestLike) -> None:
     for q in pbx.queues.values():
         if want_q and q.name != want_q:
             continue
-        items.append(("QueueParams", _queue_params(q, pbx.dialect == "22")))
+        items.append(("QueueParams", _queue_params(pbx, q, pbx.dialect == "22")))
         items += [("QueueMember", _member_item(pbx, q, m)) for m in q.members
                   if not want_m or want_m in (m.interface, m.name)]
+        if not want_m:
+            items += [("QueueEntry", _entry_item(pbx, q, n, e))
+                      for n, e in enumerate(queue_app.callers(pbx, q.name), 1)]
     send_list(ctx, "Queue status will follow", "QueueStatusComplete", items)
 
 
@@ -69,10 +86,12 @@ def _summary_fields(pbx: Pbx, q: Queue) -> list[tuple[str, str]]:
     logged_in = sum(1 for s in statuses if s not in (4, 5))
     available = sum(1 for m, s in zip(q.members, statuses, strict=True)
                     if s in (0, 1) and not m.paused)
+    waiting = queue_app.callers(pbx, q.name)
+    longest = max((int(pbx.now() - e.start) for e in waiting), default=0)
     return [
         ("Queue", q.name), ("LoggedIn", str(logged_in)), ("Available", str(available)),
-        ("Callers", "0"), ("HoldTime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
-        ("LongestHoldTime", "0"),
+        ("Callers", str(len(waiting))), ("HoldTime", str(q.holdtime)),
+        ("TalkTime", str(q.talktime)), ("LongestHoldTime", str(longest)),
     ]
 
 
@@ -93,7 +112,7 @@ def _queues(ctx: ActionContext, req: RequestLike) -> None:
                         "available commands.")
     items: list[tuple[str, list[tuple[str, str]]]] = []
     for q in pbx.queues.values():
-        items.append(("QueueStatus", _queue_params(q)))
+        items.append(("QueueStatus", _queue_params(pbx, q)))
         items += [("QueueMemberStatus", pbx.member_fields(q, m)) for m in q.members]
     send_list(ctx, "Queues will follow", "QueuesComplete", items)
 
@@ -237,8 +256,9 @@ def queue_show(pbx: Pbx) -> str:
     """``queue show`` as app_queue 13.x prints it (also 13.x's raw Queues answer)."""
     out = []
     for q in pbx.queues.values():
-        out.append(f"{q.name} has 0 calls (max unlimited) in '{q.strategy}' strategy "
-                   f"({q.holdtime}s holdtime, {q.talktime}s talktime), W:{q.weight}, "
+        waiting = queue_app.callers(pbx, q.name)
+        out.append(f"{q.name} has {len(waiting)} calls (max unlimited) in '{q.strategy}' "
+                   f"strategy ({q.holdtime}s holdtime, {q.talktime}s talktime), W:{q.weight}, "
                    f"C:{q.completed}, A:{q.abandoned}, SL:0.0% within {q.servicelevel}s")
         if q.members:
             out.append("   Members: ")
@@ -248,12 +268,22 @@ def queue_show(pbx: Pbx) -> str:
                         4: "Invalid"}.get(st, "Unknown")
                 extra = " (dynamic)" if m.membership == "dynamic" else ""
                 paused = " (paused)" if m.paused else ""
+                taken = (f"has taken {m.calls_taken} calls (last was "
+                         f"{int(pbx.now()) - m.last_call} secs ago)" if m.calls_taken
+                         else "has taken no calls yet")
                 out.append(f"      {m.name} ({m.interface}){extra}{paused} "
                            f"(ringinuse {'enabled' if m.ringinuse else 'disabled'}) ({desc}) "
-                           "has taken no calls yet")
+                           f"{taken}")
         else:
             out.append("   No Members")
-        out.append("   No Callers")
+        if waiting:
+            out.append("   Callers: ")
+            for n, e in enumerate(waiting, 1):
+                secs = int(pbx.now() - e.start)
+                out.append(f"      {n}. {e.chan.name} (wait: {secs // 60}:{secs % 60:02d}, "
+                           "prio: 0)")
+        else:
+            out.append("   No Callers")
         out.append("")
     return "\n".join(out) + "\n"
 
