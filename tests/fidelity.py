@@ -945,7 +945,33 @@ _MORE: tuple[Script, ...] = (
         events="on",
     ),
 )
-SCRIPTS = SCRIPTS + _CALL_SCRIPTS + _MORE
+#: Originate running a dialplan application directly (Application=Queue): the originated
+#: channel is the queue's caller, as the Queue of the dialplan makes it
+_APP_SCRIPTS: tuple[Script, ...] = (
+    Script(
+        "originate-app-queue",
+        (
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
+            Step(
+                _originate("aq", "Local/2000@from-internal", "Queue", "6500"),
+                linger=2.0,
+                unordered=True,
+            ),
+            Step(action("QueueStatus", Queue="6500")),
+            _hangup("aq", 1.0),
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
+        ),
+        events="on",
+        # not compared: the dialplan's VarSet (BRIDGEPEER, QUEUEPOSITION…: not modelled),
+        # 22's DeviceStateChange of the queue's own devices (Queue:6500, its pause states)
+        # and HangupRequest (Pbx.hangup gives a bridged Local half one; Asterisk doesn't)
+        focus=_QUEUE_EVENTS | _BRIDGE_EVENTS | frozenset({
+            "OriginateResponse", "Newchannel", "Newexten", "Newstate", "NewCallerid",
+            "NewConnectedLine", "LocalBridge", "SoftHangupRequest", "Hangup"}),
+        unstable=frozenset({("QueueMemberStatus", "Status")}),
+    ),
+)
+SCRIPTS = SCRIPTS + _CALL_SCRIPTS + _MORE + _APP_SCRIPTS
 
 
 #: what a step may send and still run beside other scripts: no state change, no events

@@ -738,6 +738,9 @@ class Pbx:
             app = spec.application.lower()
             if app == "dial" and callflow.dial(self, ch, spec.appdata):
                 return  # the call ends with its bridge (callflow.dissolve)
+            if app in APPLICATIONS:  # as _run runs it; its return ends the call
+                APPLICATIONS[app](self, ch, spec.appdata, lambda: self._app_done(ch))
+                return
             secs = _APP_SECONDS.get(app, 0.0)
             if app == "wait":
                 secs = _float(spec.appdata)

@@ -4,9 +4,9 @@ What a client sees of a caller in a queue, as Asterisk 13.38 and 22 emit it (mea
 tests/fidelity.py against the reference servers; apps/app_queue.c for what the kit can't
 show): QueueCallerJoin; per rung member AgentCalled, the member channel's Newchannel/
 DialBegin; on answer DialEnd, QueueCallerLeave, AgentConnect and the bridge; at its end
-AgentComplete (Reason caller or agent). A member that does not answer within the member
-timeout gets AgentRingNoAnswer and, after the retry wait, the queue rings again; a caller
-who hangs up while waiting, or whose Queue(...,timeout) runs out, gets QueueCallerAbandon
+AgentComplete (Reason caller or agent), when a HangupRequest tells app_queue of the end.
+A member that does not answer within the member timeout gets AgentRingNoAnswer and, after
+the retry wait, the queue rings again; a caller who hangs up while waiting, or whose Queue(...,timeout) runs out, gets QueueCallerAbandon
 then QueueCallerLeave (record_abandoned: the timeout counts as abandoned in app_queue).
 
 Paused, unavailable and invalid members are not rung, nor busy ones with ringinuse off.
@@ -216,7 +216,12 @@ def _ring(pbx: Pbx, e: Entry, m: QueueMember) -> None:
         a = _Attempt(m, one, pbx.now())
         e.attempts.append(a)
         _agent_event(pbx, "AgentCalled", e, a)
+        # ast_channel_publish_dial reads the member channel's cached snapshot, published
+        # before ring_entry gave it the caller's context and extension (originate-app-queue)
+        inherited = one.context, one.exten
+        one.context, one.exten = ctx, exten
         _dial_event(pbx, "DialBegin", e, a, ("DialString", m.interface))
+        one.context, one.exten = inherited
 
         def local_answered() -> None:
             if not a.live or not one.alive:
@@ -224,8 +229,7 @@ def _ring(pbx: Pbx, e: Entry, m: QueueMember) -> None:
             one.state = 6
             pbx._chan_event("Newstate", one)
             pbx._queue_members_changed(m.interface)
-            pbx._chan_event("Newexten", one, ("Extension", one.exten),
-                            ("Application", "AppQueue"), ("AppData", "(Outgoing Line)"))
+            pbx._newexten(one, one.exten, "AppQueue", "(Outgoing Line)")
             _answered(pbx, e, a)
 
         two.on_answer = local_answered
@@ -263,8 +267,7 @@ def _local_pair(pbx: Pbx, e: Entry, base: str, ctx: str, exten: str) -> tuple[Ch
     one.cid_num = e.chan.cid_num or e.chan.exten
     one.cid_name = e.chan.cid_name
     one.application, one.appdata = "AppQueue", "(Outgoing Line)"
-    pbx._chan_event("Newexten", one, ("Extension", exten), ("Application", "AppQueue"),
-                    ("AppData", "(Outgoing Line)"))
+    pbx._newexten(one, exten, "AppQueue", "(Outgoing Line)")  # 22: class dialplan
     pbx._chan_event("NewCallerid", one,
                     ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
     two.conn_num, two.conn_name = one.cid_num, one.cid_name
@@ -339,11 +342,14 @@ def _answered(pbx: Pbx, e: Entry, a: _Attempt) -> None:
     pbx.bridge(a.chan, e.chan)
     finished = False
 
-    def complete(reason: str) -> None:
+    def complete(reason: str, gone: Channel) -> None:
         nonlocal finished
         if finished:
             return
         finished = True
+        if not _hangup_requested(gone):  # nothing tells app_queue: no AgentComplete
+            m.in_call = 0
+            return
         talk = _secs(pbx, connected)
         m.in_call, m.calls_taken, m.last_call = 0, m.calls_taken + 1, int(pbx.now())
         q.completed += 1
@@ -352,17 +358,28 @@ def _answered(pbx: Pbx, e: Entry, a: _Attempt) -> None:
                      ("Reason", reason))
 
     def caller_gone() -> None:
-        complete("caller")
+        complete("caller", e.chan)
         if a.chan.alive:
             pbx.later(0.0, lambda: pbx._hangup(a.chan, 16, request=False))
 
     def agent_gone() -> None:
-        complete("agent")
+        complete("agent", a.chan)
         if e.chan.alive:  # Queue returns -1 after the conversation: the caller hangs up
             pbx.later(0.0, lambda: pbx._hangup(e.chan, 16, request=False))
 
     e.chan.on_hangup = caller_gone
     a.chan.on_hangup = agent_gone
+
+
+def _hangup_requested(gone: Channel) -> bool:
+    """Whether Asterisk published a HangupRequest for ``gone`` (app_queue's handle_hangup
+    sends AgentComplete on that message only, for the caller or the member): a Local half
+    gets one when its other half ended first (the Local core queues the hangup); a Local
+    half that ends first, by an AMI Hangup or its bridge dissolving, gets none
+    (originate-app-queue: Asterisk 13 and 22 then send no AgentComplete at all)."""
+    if gone.local_base is None:
+        return True
+    return gone.peer is None or not gone.peer.alive
 
 
 def _caller_hung_up(pbx: Pbx, e: Entry) -> None:
