@@ -148,3 +148,54 @@ def test_22_publishes_local_device_state_and_newexten_as_dialplan() -> None:
         h.run(0.5)
         after = [m["State"] for m in _of(h.events[start:], "DeviceStateChange")]
         assert after == ([] if dialect == "13" else ["NOT_INUSE", "NOT_INUSE"]), dialect
+
+
+APP_QUEUE = {"Channel": "Local/2000@from-internal", "Application": "Queue", "Data": "6500",
+             "Async": "true", "ChannelId": "aq1", "OtherChannelId": "aq2"}
+_QUEUE_FLOW = ("QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect",
+               "AgentComplete", "BridgeEnter", "BridgeLeave", "BridgeDestroy")
+
+
+def test_originate_application_queue_makes_the_channel_a_queue_caller() -> None:
+    """Asterisk 13 and 22 (originate-app-queue): the originated ;1 half joins the queue,
+    the member answers into a bridge; hanging the caller up ends both pairs with no
+    AgentComplete (no HangupRequest reaches app_queue for either party)."""
+    for dialect in ("13", "22"):
+        h = _harness(dialect)
+        h.act("QueuePause", Queue="6500", Interface="Local/1001@from-internal", Paused="true")
+        h.act("Originate", **APP_QUEUE)
+        ev = h.run(2.0)
+        flow = _of(ev, *_QUEUE_FLOW)
+        assert [m.name for m in flow] == ["QueueCallerJoin", "AgentCalled", "QueueCallerLeave",
+                                          "AgentConnect", "BridgeEnter", "BridgeEnter"]
+        join = flow[0]
+        assert (join["Uniqueid"], join["Exten"], join["Queue"]) == ("aq1", "2000", "6500")
+        begin = next(m for m in ev if m.name == "DialBegin" and m.get("Uniqueid") == "aq1")
+        # the member's cached snapshot: its own extension, not yet the caller's
+        assert (begin["DestExten"], begin["DialString"]) == (
+            "1000", "Local/1000@from-internal")
+        assert flow[1]["DestExten"] == "2000"
+        newexten = [m for m in ev if m.name == "Newexten" and m["Application"] == "AppQueue"]
+        assert len(newexten) == 2
+        assert {m["Privilege"] for m in newexten} == {
+            "call,all" if dialect == "13" else "dialplan,all"}
+        assert h.act("Status", Channel="aq1")[1]["Application"] == "Queue"
+        start = len(h.events)
+        h.one("Hangup", Channel="aq1")
+        h.run(1.0)
+        ends = _of(h.events[start:], *_QUEUE_FLOW, "Hangup")
+        assert [m.name for m in ends if m.name != "Hangup"] == [
+            "BridgeLeave", "BridgeLeave", "BridgeDestroy"]
+        assert sorted(m["Cause"] for m in ends if m.name == "Hangup") == ["16"] * 4
+        assert h.pbx.channels == {} and h.pbx.bridges == {}
+        member = h.pbx.queues["6500"].members[1]
+        assert (member.interface, member.in_call) == ("Local/1000@from-internal", 0)
+
+
+def test_originate_application_queue_unknown_queue_hangs_up() -> None:
+    h = _harness()
+    h.act("Originate", **{**APP_QUEUE, "Data": "nosuchqueue"})
+    ev = h.run(1.0)
+    assert _of(ev, "QueueCallerJoin") == []
+    assert [m["Cause"] for m in _of(ev, "Hangup")] == ["0", "0"]  # the app returned at once
+    assert h.pbx.channels == {}

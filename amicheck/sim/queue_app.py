@@ -6,8 +6,9 @@ show): QueueCallerJoin; per rung member AgentCalled, the member channel's Newcha
 DialBegin; on answer DialEnd, QueueCallerLeave, AgentConnect and the bridge; at its end
 AgentComplete (Reason caller or agent), when a HangupRequest tells app_queue of the end.
 A member that does not answer within the member timeout gets AgentRingNoAnswer and, after
-the retry wait, the queue rings again; a caller who hangs up while waiting, or whose Queue(...,timeout) runs out, gets QueueCallerAbandon
-then QueueCallerLeave (record_abandoned: the timeout counts as abandoned in app_queue).
+the retry wait, the queue rings again; a caller who hangs up while waiting, or whose
+Queue(...,timeout) runs out, gets QueueCallerAbandon then QueueCallerLeave
+(record_abandoned: the timeout counts as abandoned in app_queue).
 
 Paused, unavailable and invalid members are not rung, nor busy ones with ringinuse off.
 Strategies: ringall (every member of the best penalty at once), rrmemory/roundrobin/
