@@ -597,7 +597,8 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("BridgeList")),
         ),
         events="call",
-        focus=_BRIDGE_EVENTS | {"OriginateResponse", "Hangup"},
+        focus=_BRIDGE_EVENTS | {"OriginateResponse", "HangupRequest", "SoftHangupRequest",
+                                "Hangup"},
     ),
     Script(
         "setvar-connectedline",
@@ -962,12 +963,11 @@ _APP_SCRIPTS: tuple[Script, ...] = (
             Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
         ),
         events="on",
-        # not compared: the dialplan's VarSet (BRIDGEPEER, QUEUEPOSITION…: not modelled),
+        # not compared: the dialplan's VarSet (BRIDGEPEER, QUEUEPOSITION…: not modelled) and
         # 22's DeviceStateChange of the queue's own devices (Queue:6500, its pause states)
-        # and HangupRequest (Pbx.hangup gives a bridged Local half one; Asterisk doesn't)
         focus=_QUEUE_EVENTS | _BRIDGE_EVENTS | frozenset({
             "OriginateResponse", "Newchannel", "Newexten", "Newstate", "NewCallerid",
-            "NewConnectedLine", "LocalBridge", "SoftHangupRequest", "Hangup"}),
+            "NewConnectedLine", "LocalBridge", "HangupRequest", "SoftHangupRequest", "Hangup"}),
         unstable=frozenset({("QueueMemberStatus", "Status")}),
     ),
 )

@@ -894,6 +894,9 @@ class Pbx:
             self._hangup_local(ch, peer, cause or 0)
             return
         c = 16 if not cause else cause
+        if ch.local_base is not None:  # a bridged Local half: no HangupRequest on it
+            self._hangup(ch, c, request=False)
+            return
         self._hangup(ch, c, request=True, request_cause=cause or 0)
 
     def _hangup_local(self, ch: Channel, peer: Channel, cause: int) -> None:
