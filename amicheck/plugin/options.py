@@ -15,7 +15,6 @@ import math
 import os
 import re
 import socket
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Literal
 
 import pytest
 
-from amicheck.filekind import describe_mode
+from amicheck.filekind import not_regular
 
 __all__ = [
     "OPTIONS",
@@ -168,8 +167,9 @@ def parse_profile_path(value: str) -> Path:
         raise OptionError(f"no such file: {value}") from None
     except OSError as exc:
         raise OptionError(f"cannot read {value}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise OptionError(f"{value} {describe_mode(mode)}, not a profile file")
+    refused = not_regular(mode, "a profile file")
+    if refused:
+        raise OptionError(f"{value} {refused}")
     return path.resolve()
 
 
@@ -208,8 +208,9 @@ def parse_baseline(value: str) -> Baseline:
         raise OptionError(f"no such file: {text}") from None
     except OSError as exc:
         raise OptionError(f"cannot read {text}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise OptionError(f"{text} {describe_mode(st.st_mode)}, not a report.json")
+    refused = not_regular(st.st_mode, "a report.json")
+    if refused:
+        raise OptionError(f"{text} {refused}")
     if st.st_size > MAX_BASELINE_BYTES:
         raise OptionError(f"{text}: {st.st_size} bytes, too big for a report.json")
     from amicheck.fleet.baseline import BaselineError, load_report
