@@ -22,9 +22,11 @@ from amicheck.runcmd import (
     OneLineParser,
     TargetCheckError,
     find_suites,
+    guarded,
     main_run,
     probe_ami,
     silence_stdout,
+    split_at_dashes,
 )
 from amicheck.runcmd import err as _err
 
@@ -183,10 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in DELEGATED:
         return DELEGATED[args_list[0]](args_list[1:])
-    pytest_args: list[str] = []
-    if "--" in args_list:
-        cut = args_list.index("--")
-        args_list, pytest_args = args_list[:cut], args_list[cut + 1 :]
+    args_list, pytest_args = split_at_dashes(args_list)
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -195,14 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pytest_args:
         _err("arguments after '--' are for 'amicheck run' only")
         return EXIT_USAGE
-    try:
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # output piped into head(1) and the like
-        silence_stdout()
-        return EXIT_OK
+    if args.command in COMMANDS:
+        return guarded(lambda: COMMANDS[args.command](args))
     parser.print_help()
     return EXIT_USAGE

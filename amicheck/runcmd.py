@@ -25,7 +25,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +53,6 @@ class TargetCheckError(Exception):
 def err(text: str) -> None:
     """One ``amicheck: error: ...`` line on stderr."""
     print(f"amicheck: error: {text}", file=sys.stderr)
-
-
-_err = err
 
 
 # --- target probe ----------------------------------------------------------------------------
@@ -163,7 +160,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2), not usage + error."""
 
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn
-        _err(f"{self.prog}: {message} (see '{self.prog} -h')")
+        err(f"{self.prog}: {message} (see '{self.prog} -h')")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -272,7 +269,7 @@ def _cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         suites = find_suites(args.ami_suites)
         opts = _preflight(args)
     except TargetCheckError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     report_dir = Path(opts[opts.index("--ami-report-dir") + 1])
     argv = [str(suites), *opts, "-p", "no:cacheprovider", "-o", "ami_require_ids=true",
@@ -300,22 +297,32 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-def main_run(argv: Sequence[str]) -> int:
-    """``amicheck run ARGV...``; returns the exit status (never raises on bad input)."""
-    args_list = list(argv)
-    pytest_args: list[str] = []
-    if "--" in args_list:
-        cut = args_list.index("--")
-        args_list, pytest_args = args_list[:cut], args_list[cut + 1 :]
+def split_at_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(ours, pytest's)``: the arguments before and after the first ``--``."""
+    args = list(argv)
+    if "--" not in args:
+        return args, []
+    cut = args.index("--")
+    return args[:cut], args[cut + 1 :]
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """``command()``, with Ctrl-C and a reader that went away as exit statuses, not tracebacks."""
     try:
-        args = run_parser().parse_args(args_list)
-    except SystemExit as exc:  # argparse printed usage or help
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
-        return _cmd_run(args, pytest_args)
+        return command()
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into head(1) and the like
         silence_stdout()
         return EXIT_OK
+
+
+def main_run(argv: Sequence[str]) -> int:
+    """``amicheck run ARGV...``; returns the exit status (never raises on bad input)."""
+    args_list, pytest_args = split_at_dashes(argv)
+    try:
+        args = run_parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse printed usage or help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return guarded(lambda: _cmd_run(args, pytest_args))
