@@ -554,6 +554,20 @@ def _hangup(n: str, linger: float = 0.6) -> Step:
 
 _Q = "Local/1001@from-internal"  # paused in the queue scripts: only 1000 rings (no race)
 _Q0 = "Local/1000@from-internal"
+
+
+def _answered_queue_call(n: str, channel: str, app: str, data: str) -> tuple[Step, ...]:
+    """1001 paused, a call into queue 6500 that 1000 answers, QueueStatus while it is up, then
+    hung up and 1001 unpaused (the queue is left as it was)."""
+    return (
+        Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
+        Step(_originate(n, channel, app, data), linger=2.0, unordered=True),
+        Step(action("QueueStatus", Queue="6500")),
+        _hangup(n, 1.0),
+        Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
+    )
+
+
 #: the events a queue call is about (app_queue's, not the dialplan's around it)
 _QUEUE_EVENTS = frozenset(
     {
@@ -688,17 +702,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
     ),
     Script(
         "queue-call",
-        (
-            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
-            Step(
-                _originate("q", "Local/6500@from-internal", "Wait", "20"),
-                linger=2.0,
-                unordered=True,
-            ),
-            Step(action("QueueStatus", Queue="6500")),
-            _hangup("q", 1.0),
-            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
-        ),
+        _answered_queue_call("q", "Local/6500@from-internal", "Wait", "20"),
         events="agent",
         focus=_QUEUE_EVENTS,
         snapshotless=frozenset({"AgentComplete"}),
@@ -951,17 +955,7 @@ _MORE: tuple[Script, ...] = (
 _APP_SCRIPTS: tuple[Script, ...] = (
     Script(
         "originate-app-queue",
-        (
-            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
-            Step(
-                _originate("aq", "Local/2000@from-internal", "Queue", "6500"),
-                linger=2.0,
-                unordered=True,
-            ),
-            Step(action("QueueStatus", Queue="6500")),
-            _hangup("aq", 1.0),
-            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
-        ),
+        _answered_queue_call("aq", "Local/2000@from-internal", "Queue", "6500"),
         events="on",
         # not compared: the dialplan's VarSet (BRIDGEPEER, QUEUEPOSITION…: not modelled) and
         # 22's DeviceStateChange of the queue's own devices (Queue:6500, its pause states)
