@@ -199,3 +199,69 @@ def test_originate_application_queue_unknown_queue_hangs_up() -> None:
     assert _of(ev, "QueueCallerJoin") == []
     assert [m["Cause"] for m in _of(ev, "Hangup")] == ["0", "0"]  # the app returned at once
     assert h.pbx.channels == {}
+
+
+def _vars(events: list[Message], channel: str | None = None) -> list[tuple[str, str]]:
+    return [(m["Variable"], m["Value"]) for m in events
+            if m.name == "VarSet" and (channel is None or m["Channel"] == channel)]
+
+
+def test_dial_sets_its_variables_and_bridgepeer_as_app_dial_does() -> None:
+    """dial_exec_full resets its results, the callee halves get DIALEDPEERNUMBER, the answer
+    sets DIALSTATUS/DIALEDPEERNAME/DIALEDPEERNUMBER, the bridge each party's BRIDGEPEER."""
+    h = _harness()
+    h.act("Originate", **DIAL)
+    ev = h.run(1.0)
+    caller = next(c for c in h.pbx.channels.values() if c.uniqueid == "b1").name
+    callee = _of(ev, "DialBegin")[1]["DestChannel"]
+    assert _vars(ev, caller) == [
+        ("DIALSTATUS", ""), ("DIALEDPEERNUMBER", ""), ("DIALEDPEERNAME", ""),
+        ("ANSWEREDTIME", ""), ("ANSWEREDTIME_MS", ""), ("DIALEDTIME", ""),
+        ("DIALEDTIME_MS", ""), ("RINGTIME", ""), ("RINGTIME_MS", ""), ("PROGRESSTIME", ""),
+        ("PROGRESSTIME_MS", ""),
+        ("DIALSTATUS", "ANSWER"), ("DIALEDPEERNAME", callee),
+        ("DIALEDPEERNUMBER", "2000@from-internal"), ("BRIDGEPEER", callee),
+    ]
+    assert _vars(ev, callee) == [("DIALEDPEERNUMBER", "2000@from-internal"),
+                                 ("BRIDGEPEER", caller)]
+    assert _vars(ev, callee[:-1] + "2") == [("DIALEDPEERNUMBER", "2000@from-internal")]
+    # the callee's own events around the call, in Asterisk's order
+    mine = [m.name for m in ev if m.get("Channel") == callee and m.name != "VarSet"]
+    assert mine == ["Newchannel", "Newexten", "NewCallerid", "Newstate", "Newexten",
+                    "BridgeEnter"]
+    assert h.one("Getvar", Channel="b1", Variable="BRIDGEPEER")["Value"] == callee
+    h.run(2.0)
+    h.take_events()
+    h.act("Hangup", Channel="b1")
+    h.run(0.5)
+    ev = h.take_events()
+    got = dict(_vars(ev, caller)[1:])
+    assert [k for k, _ in _vars(ev, caller)] == [
+        "BRIDGEPEER", "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS",
+        "DIALSTATUS"]
+    assert _vars(ev, caller)[0] == ("BRIDGEPEER", "")
+    assert got["DIALSTATUS"] == "ANSWER"
+    assert int(got["ANSWEREDTIME_MS"]) // 1000 == int(got["ANSWEREDTIME"])
+    assert 2000 <= int(got["ANSWEREDTIME_MS"]) <= 3000  # answered within the first second
+    assert int(got["DIALEDTIME_MS"]) >= int(got["ANSWEREDTIME_MS"])
+    assert _vars(ev, callee) == [("BRIDGEPEER", "")]
+    first = [(m.name, m.get("Variable")) for m in ev if m.name in ("VarSet", "BridgeLeave")][:3]
+    # bridge_dissolve tells every party to leave (BRIDGEPEER cleared) before the first leaves
+    assert first == [("VarSet", "BRIDGEPEER"), ("VarSet", "BRIDGEPEER"), ("BridgeLeave", None)]
+
+
+def test_unsetting_a_variable_is_a_varset_only_when_it_had_a_value() -> None:
+    """pbx_builtin_setvar_helper(chan, name, NULL): deleting an empty or missing variable
+    publishes nothing; deleting a set one publishes an empty Value."""
+    h = _harness()
+    h.act("Originate", **WAIT)
+    h.run(0.5)
+    ch = next(c for c in h.pbx.channels.values() if c.uniqueid == "r1")
+    h.take_events()
+    h.pbx.set_var(ch, "GONE", None)
+    h.pbx.set_var(ch, "EMPTY", "")
+    h.pbx.set_var(ch, "EMPTY", None)
+    h.pbx.set_var(ch, "FULL", "x")
+    h.pbx.set_var(ch, "FULL", None)
+    assert _vars(h.take_events()) == [("EMPTY", ""), ("FULL", "x"), ("FULL", "")]
+    assert "FULL" not in ch.variables

@@ -254,3 +254,110 @@ def test_a_busy_member_with_ringinuse_off_is_not_rung() -> None:
     _call(h)
     ev = _run(h, 3.0)
     assert _queue(ev) == ["QueueCallerJoin"]
+
+
+def _dialect_22(h: Harness) -> None:
+    settings = dataclasses.replace(h.profile.settings, banner="Asterisk Call Manager/11.0.0")
+    h.profile = dataclasses.replace(h.profile, settings=settings)
+
+
+def _vars(events: list[Message], uniqueid: str) -> list[tuple[str, str]]:
+    return [(m["Variable"], m["Value"]) for m in events
+            if m.name == "VarSet" and m["Uniqueid"] == uniqueid]
+
+
+def _caller_flow(events: list[Message]) -> list[str]:
+    """The caller's (fid-q2's) queue events and variables, in order."""
+    return [m["Variable"] if m.name == "VarSet" else m.name or "" for m in events
+            if (m.get("Uniqueid") == "fid-q2" and m.name in ("VarSet", "Hangup",
+                "SoftHangupRequest", "HangupRequest")) or m.name in _QUEUE_EVENTS - {
+                "QueueMemberStatus", "AgentCalled"}]
+
+
+def test_an_answered_caller_gets_app_queues_variables_per_dialect() -> None:
+    """13: QUEUEPOSITION when it leaves for the member; 22 also resets its timing variables
+    first, records QUEUEWAIT at the connect and ANSWEREDTIME/DIALEDTIME when the bridge ends
+    (app_queue.c queue_exec, leave_queue, end_bridge_callback)."""
+    for dialect, expected in (
+        ("13", ["QueueCallerJoin", "QueueCallerLeave", "QUEUEPOSITION", "AgentConnect",
+                "BRIDGEPEER"]),
+        ("22", ["ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT",
+                "QUEUEWAIT_MS", "QueueCallerJoin", "QueueCallerLeave", "QUEUEPOSITION",
+                "QUEUEWAIT", "QUEUEWAIT_MS", "AgentConnect", "BRIDGEPEER"]),
+    ):
+        h = Harness()
+        if dialect == "22":
+            _dialect_22(h)
+        _pause(h, _B)
+        h.take_events()
+        _call(h)
+        ev = _run(h, 3.0)
+        assert _caller_flow(ev) == expected, dialect
+        assert ("QUEUEPOSITION", "1") in _vars(ev, "fid-q2")
+        member = _first(ev, "AgentConnect")["DestChannel"]
+        assert ("BRIDGEPEER", member) in _vars(ev, "fid-q2")
+        peer_number = [v for k, v in _vars(ev, "fid-q2") if k == "DIALEDPEERNUMBER"]
+        assert peer_number == []  # set on the member's channels only
+        members = {m["Uniqueid"] for m in ev if (m.get("Channel") or "").startswith(_A)}
+        dialed = [(m["Variable"], m["Value"]) for m in ev
+                  if m.name == "VarSet" and m["Uniqueid"] in members
+                  and m["Variable"] == "DIALEDPEERNUMBER"]
+        want = [] if dialect == "13" else [("DIALEDPEERNUMBER", "1000@from-internal")] * 2
+        assert dialed == want  # 22's ring_entry, on ;1 and (local_call) ;2
+        h.act("Hangup", Channel="fid-q1")
+        ev = _run(h, 1.0)
+        after = [k for k, _ in _vars(ev, "fid-q2")]
+        assert after == (["BRIDGEPEER"] if dialect == "13" else [
+            "BRIDGEPEER", "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"])
+        # the bridged ;2 half leaves its bridge on the queued hangup, before its soft hangup,
+        # and leaving gives it Normal Clearing (channel_set_cause)
+        own = [m.name for m in ev if m.get("Uniqueid") == "fid-q2" and m.name != "VarSet"]
+        assert own[:3] == ["HangupRequest", "BridgeLeave", "SoftHangupRequest"], dialect
+        assert next(m for m in ev if m.name == "Hangup" and m["Uniqueid"] == "fid-q2")[
+            "Cause"] == "16"
+
+
+def test_an_abandoning_caller_leaves_the_queue_before_it_hangs_up() -> None:
+    """A hangup queued to a waiting caller: app_queue sees it and records the abandon
+    (ABANDONED, QueueCallerAbandon, QueueCallerLeave, QUEUEPOSITION) before the channel's
+    SoftHangupRequest and Hangup; 22 first fills in its timing variables (queue_exec stop:)."""
+    for dialect, expected in (
+        ("13", ["HangupRequest", "ABANDONED", "QueueCallerAbandon", "QueueCallerLeave",
+                "QUEUEPOSITION", "SoftHangupRequest", "Hangup"]),
+        ("22", ["HangupRequest", "QUEUEWAIT", "QUEUEWAIT_MS", "DIALEDTIME", "DIALEDTIME_MS",
+                "ANSWEREDTIME", "ANSWEREDTIME_MS", "ABANDONED", "QueueCallerAbandon",
+                "QueueCallerLeave", "QUEUEPOSITION", "SoftHangupRequest", "Hangup"]),
+    ):
+        h = Harness()
+        if dialect == "22":
+            _dialect_22(h)
+        _pause(h, _A)
+        _pause(h, _B)
+        _call(h)
+        h.run(2.0)
+        h.take_events()
+        h.act("Hangup", Channel="fid-q1")
+        ev = _run(h, 1.0)
+        assert _caller_flow(ev) == expected, dialect
+        got = dict(_vars(ev, "fid-q2"))
+        assert got["ABANDONED"] == "TRUE" and got["QUEUEPOSITION"] == "1"
+        if dialect == "22":
+            assert (got["ANSWEREDTIME"], got["ANSWEREDTIME_MS"]) == ("0", "0")
+            assert got["QUEUEWAIT_MS"] == str(int(got["QUEUEWAIT"]) * 1000)
+
+
+def test_a_queue_timeout_records_the_abandon_then_the_timing_in_22() -> None:
+    """22: the loop's record_abandoned comes before queue_exec's stop: on a timeout."""
+    h = Harness()
+    _dialect_22(h)
+    _pause(h, _A)
+    _pause(h, _B)
+    _call(h)
+    h.run(2.0)
+    h.take_events()
+    ev = _run(h, 35.0)
+    flow = [f for f in _caller_flow(ev) if f not in ("Hangup", "SoftHangupRequest")]
+    assert flow[:10] == ["ABANDONED", "QueueCallerAbandon", "QUEUEWAIT", "QUEUEWAIT_MS",
+                         "DIALEDTIME", "DIALEDTIME_MS", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+                         "QueueCallerLeave", "QUEUEPOSITION"]
+    assert ("QUEUESTATUS", "TIMEOUT") in _vars(ev, "fid-q2")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from amicheck.sim.pbx import Bridge, Channel, Pbx
 
-__all__ = ["dial", "dissolve", "pbx_ended", "local_devstate"]
+__all__ = ["dial", "dissolve", "pbx_ended", "local_devstate", "set_duration"]
 
 _CALL = ("call",)
 #: ast_softhangup(chan, AST_SOFTHANGUP_APPUNLOAD): the flag, not a Q.850 cause, is what
@@ -24,6 +24,19 @@ _CALL = ("call",)
 _APPUNLOAD = 16
 #: bridge_dissolve: a cause <= 0 becomes AST_CAUSE_NORMAL_CLEARING
 _NORMAL_CLEARING = 16
+#: what dial_exec_full resets on the caller before it dials (stale results of an earlier Dial)
+_DIAL_RESET = (
+    "DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+    "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS",
+)  # fmt: skip
+_PRES_ALLOWED = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+
+
+def set_duration(pbx: Pbx, ch: Channel, name: str, seconds: float) -> None:
+    """set_duration_var: ``NAME`` in whole seconds and ``NAME_MS`` in milliseconds."""
+    ms = max(int(seconds * 1000), 0)
+    pbx.set_var(ch, name, str(ms // 1000))
+    pbx.set_var(ch, f"{name}_MS", str(ms))
 
 
 def dial(pbx: Pbx, caller: Channel, data: str) -> bool:
@@ -39,6 +52,10 @@ def dial(pbx: Pbx, caller: Channel, data: str) -> bool:
     ctx = ctx.split("/", 1)[0] or "default"
     if pbx.find_exten(ctx, exten) is None:
         return False
+    for name in _DIAL_RESET:
+        pbx.set_var(caller, name, "")
+    started = pbx.now()
+    number = f"{exten}@{ctx}"
     base = f"Local/{exten}@{ctx}"
     seq = f"{pbx._local_seq:08x}"
     pbx._local_seq += 1
@@ -49,12 +66,19 @@ def dial(pbx: Pbx, caller: Channel, data: str) -> bool:
     # app_dial: the callee's caller id is the caller's, or the caller's exten without one;
     # it inherits the caller's extension; the Local core hands ;1's caller id to ;2 as
     # connected line
+    pbx._chan_event("Newchannel", one)
+    pbx._chan_event("Newchannel", two)
+    pbx.set_var(one, "DIALEDPEERNUMBER", number)
     one.cid_num = caller.cid_num or caller.exten
     one.cid_name = caller.cid_name
     one.exten = caller.exten
+    one.application, one.appdata = "AppDial", "(Outgoing Line)"
+    pbx._newexten(one, one.exten, "AppDial", "(Outgoing Line)")
+    pbx._chan_event("NewCallerid", one, _PRES_ALLOWED)
+    # local_call hands ;1's variables and caller id (as connected line) to ;2
+    pbx.set_var(two, "DIALEDPEERNUMBER", number)
     two.conn_num, two.conn_name = one.cid_num, one.cid_name
-    pbx._chan_event("Newchannel", one)
-    pbx._chan_event("Newchannel", two)
+    pbx._chan_event("NewConnectedLine", two)
     pbx.emit("LocalBridge", _CALL, [
         *pbx.snapshot(one, "LocalOne"), *pbx.snapshot(two, "LocalTwo"),
         ("Context", ctx), ("Exten", exten), ("LocalOptimization", "Yes"),
@@ -67,9 +91,21 @@ def dial(pbx: Pbx, caller: Channel, data: str) -> bool:
             return
         one.state = 6
         pbx._newstate(one)
+        pbx.set_var(caller, "DIALSTATUS", "ANSWER")
+        pbx.set_var(caller, "DIALEDPEERNAME", one.name)
+        pbx.set_var(caller, "DIALEDPEERNUMBER", number)
         one.exten = ""  # wait_for_answer clears the answered peer's exten and dialcontext
         pbx.emit("DialEnd", _CALL, [*pbx.snapshot(caller), *pbx.snapshot(one, "Dest"),
                                     ("DialStatus", "ANSWER")])
+        pbx._newexten(one, "", "AppDial", "(Outgoing Line)")  # its cleared exten, published
+        answered_at = pbx.now()
+
+        def bridge_over() -> None:  # dial_exec_full after the bridge: its timing, again ANSWER
+            set_duration(pbx, caller, "ANSWEREDTIME", pbx.now() - answered_at)
+            set_duration(pbx, caller, "DIALEDTIME", pbx.now() - started)
+            pbx.set_var(caller, "DIALSTATUS", "ANSWER")
+
+        caller.after_bridge = bridge_over
         pbx.bridge(one, caller).dissolve_hangup = True
 
     two.on_answer = answered

@@ -182,6 +182,12 @@ class Channel:
     hangup_at: float | None = None  # AbsoluteTimeout deadline (clock time)
     on_answer: Callable[[], None] | None = None  # Local ;2 answered -> ;1 side continues
     on_hangup: Callable[[], None] | None = None  # after its Hangup event (amicheck.sim.queue_app)
+    #: what the application it runs does on a hangup queued to it, before the channel
+    #: ends (app_queue: a waiting caller is abandoned, then SoftHangupRequest and Hangup)
+    on_hangup_request: Callable[[], None] | None = None
+    #: what the application that bridged it does once it leaves the bridge (app_dial's and
+    #: 22's app_queue's timing variables); called once, after its BridgeLeave
+    after_bridge: Callable[[], None] | None = None
     pc: int = 0                          # bumped when the channel leaves its dialplan thread
     #: a connected-line update of the other Local half, read as caller id when this half
     #: next services its frames (Asterisk: at its hangup, while it sits in an application)
@@ -816,7 +822,9 @@ class Pbx:
         if ch.local_base is not None and peer is not None and peer.alive:
             peer.pending_cid = (num, name)
 
-    def _hangup_event(self, ch: Channel, cause: int) -> None:
+    def _hangup_event(self, ch: Channel, cause: int, *, left: str | None = None) -> None:
+        """The Hangup of ``ch`` (leaving its bridge first; ``left``: the bridge it already
+        left, which still dissolves with it)."""
         if not ch.alive:
             return
         if ch.pending_cid is not None:
@@ -827,7 +835,12 @@ class Pbx:
             )
         ch.alive = False
         self.channels.pop(ch.name, None)
-        br = self.bridges.get(ch.bridge or "")
+        br = self.bridges.get(ch.bridge or left or "")
+        if br is not None and br.dissolve_hangup:  # every party is told to leave at once
+            for name in [ch.name, *(n for n in br.channels if n != ch.name)]:
+                party = ch if name == ch.name else self.channels.get(name)
+                if party is not None:
+                    self.set_var(party, "BRIDGEPEER", None)
         if ch.bridge is not None:
             self._leave_bridge(ch)
         for space, name in list(self.parked.items()):
@@ -883,9 +896,21 @@ class Pbx:
             self._chan_event("HangupRequest", peer, ("Cause", str(cause)))
         self._hangup_event(ch, cause)
         if peer is not None:
+            # a bridged half reads the queued hangup in its bridge and leaves it before its
+            # soft hangup (queue-call: BridgeLeave, then SoftHangupRequest and Hangup)
+            left = peer.bridge
+            if left is not None:
+                self._leave_bridge(peer)
+            self._application_sees_hangup(peer)
             self._chan_event("SoftHangupRequest", peer, ("Cause", str(cause)))
-            self._hangup_event(peer, cause)
+            self._hangup_event(peer, cause, left=left)
         self._after_hangup(ch, peer)
+
+    @staticmethod
+    def _application_sees_hangup(ch: Channel) -> None:
+        then, ch.on_hangup_request = ch.on_hangup_request, None
+        if then is not None:
+            then()
 
     def hangup(self, ch: Channel, cause: int | None = None) -> None:
         """The AMI Hangup action (Cause: default 16 Normal Clearing; a Local half: 0)."""
@@ -906,8 +931,13 @@ class Pbx:
         one, two = (ch, peer) if ch.name.endswith(";1") else (peer, ch)
         self._chan_event("HangupRequest", peer, ("Cause", str(cause)))
         self._hangup_event(one, cause)
+        left = two.bridge if two is peer else None
+        if left is not None:  # see _hangup: the bridged half leaves before its soft hangup,
+            self._leave_bridge(two)  # and leaving sets a missing cause (channel_set_cause)
+        if two is peer:
+            self._application_sees_hangup(two)
         self._chan_event("SoftHangupRequest", two, ("Cause", "16"))
-        self._hangup_event(two, cause)
+        self._hangup_event(two, cause if left is None or cause > 0 else 16, left=left)
         self._after_hangup(ch, peer)
 
     def set_absolute_timeout(self, ch: Channel, seconds: float) -> None:
@@ -932,13 +962,24 @@ class Pbx:
         self._later(0.0, lambda: self._run(ch, context, exten, priority))
 
     # -- variables --------------------------------------------------------------------------
-    def set_var(self, ch: Channel | None, name: str, value: str) -> None:
+    def set_var(self, ch: Channel | None, name: str, value: str | None) -> None:
+        """pbx_builtin_setvar_helper: every value set is a VarSet, even ""; ``None``
+        deletes the variable, a VarSet with an empty value only if it had a non-empty one."""
         if ch is None:
-            self.globals[name] = value
+            if value is None:
+                self.globals.pop(name, None)
+            else:
+                self.globals[name] = value
             return
-        ch.variables[name] = value
+        old = ch.variables.pop(name, None)
+        if value is not None:
+            ch.variables[name] = value
+        elif not old:
+            return
         self.emit(
-            "VarSet", ("dialplan",), [*self.snapshot(ch), ("Variable", name), ("Value", value)]
+            "VarSet",
+            ("dialplan",),
+            [*self.snapshot(ch), ("Variable", name), ("Value", value or "")],
         )
 
     def get_var(self, ch: Channel | None, name: str) -> str:
@@ -1035,6 +1076,9 @@ class Pbx:
             ch.bridge = br.uniqueid
             ch.pc += 1
             self.emit("BridgeEnter", _CALL, [*self.bridge_snapshot(br), *self.snapshot(ch)])
+        # set_bridge_peer_vars_2party: each party's BRIDGEPEER, the first to enter first
+        self.set_var(a, "BRIDGEPEER", b.name)
+        self.set_var(b, "BRIDGEPEER", a.name)
         return br
 
     def _leave_bridge(self, ch: Channel) -> None:
@@ -1043,7 +1087,11 @@ class Pbx:
         if br is None or ch.name not in br.channels:
             return
         br.channels.remove(ch.name)
+        self.set_var(ch, "BRIDGEPEER", None)  # ast_bridge_channel_leave_bridge_nolock
         self.emit("BridgeLeave", _CALL, [*self.bridge_snapshot(br), *self.snapshot(ch)])
+        then, ch.after_bridge = ch.after_bridge, None
+        if then is not None:
+            then()
         if not br.channels:
             self.bridges.pop(br.uniqueid, None)
             self.emit("BridgeDestroy", _CALL, self.bridge_snapshot(br))

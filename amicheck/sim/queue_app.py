@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from amicheck.sim.callflow import set_duration
 from amicheck.sim.pbx import APPLICATIONS, ENDPOINTS, RING_SECONDS, Channel, Pbx, Queue, QueueMember
 
 __all__ = ["MEMBER_TIMEOUT", "RETRY", "Entry", "callers", "run"]
@@ -34,6 +35,9 @@ _CALL = ("call",)
 _ROUND_ROBIN = ("rrmemory", "roundrobin", "rrordered")
 #: AST_DEVICE_* a member is not rung in: INVALID, UNAVAILABLE
 _GONE = (4, 5)
+#: what 22's queue_exec resets on the caller first ("Reset variables to avoid stale data")
+_RESET_22 = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT",
+             "QUEUEWAIT_MS")
 
 
 @dataclass
@@ -113,6 +117,10 @@ def run(pbx: Pbx, chan: Channel, data: str, nxt: Callable[[], None]) -> None:
     """Queue(name[,options[,URL[,announce[,timeout]]]]) on ``chan``; ``nxt`` continues its
     dialplan when the caller leaves the queue without being connected (QUEUESTATUS set)."""
     args = data.split(",")
+    if pbx.dialect != "13":
+        for name in _RESET_22:
+            pbx.set_var(chan, name, "")
+    pbx.set_var(chan, "ABANDONED", None)
     q = pbx.queues.get(args[0].strip())
     if q is None:
         pbx.set_var(chan, "QUEUESTATUS", "UNKNOWN")
@@ -134,6 +142,7 @@ def run(pbx: Pbx, chan: Channel, data: str, nxt: Callable[[], None]) -> None:
         _caller_hung_up(pbx, e)
 
     chan.on_hangup = caller_gone
+    chan.on_hangup_request = lambda: _caller_hung_up(pbx, e)  # it left before it hangs up
     _wake(pbx, e, 0.0)
 
 
@@ -271,6 +280,9 @@ def _local_pair(pbx: Pbx, e: Entry, base: str, ctx: str, exten: str) -> tuple[Ch
     pbx._newexten(one, exten, "AppQueue", "(Outgoing Line)")  # 22: class dialplan
     pbx._chan_event("NewCallerid", one,
                     ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
+    if pbx.dialect != "13":  # 22's ring_entry; local_call hands ;1's variables to ;2
+        pbx.set_var(one, "DIALEDPEERNUMBER", base.partition("/")[2])
+        pbx.set_var(two, "DIALEDPEERNUMBER", base.partition("/")[2])
     two.conn_num, two.conn_name = one.cid_num, one.cid_name
     pbx._chan_event("NewConnectedLine", two)
     pbx.emit("LocalBridge", _CALL, [
@@ -288,6 +300,8 @@ def _pjsip_channel(pbx: Pbx, e: Entry, endpoint: str) -> Channel:
     ch.endpoint = endpoint
     ch.cid_num, ch.cid_name = e.chan.cid_num or e.chan.exten, e.chan.cid_name
     pbx._chan_event("Newchannel", ch)
+    if pbx.dialect != "13":
+        pbx.set_var(ch, "DIALEDPEERNUMBER", endpoint)
     ch.state = 5
     pbx._chan_event("Newstate", ch)
     pbx._endpoint_changed(endpoint)
@@ -335,11 +349,20 @@ def _answered(pbx: Pbx, e: Entry, a: _Attempt) -> None:
     _dial_event(pbx, "DialEnd", e, a, ("DialStatus", "ANSWER"))
     hold = _secs(pbx, e.start)
     _leave(pbx, e, "", abandoned=False)
+    if pbx.dialect != "13":  # the hold time, in whole seconds
+        set_duration(pbx, e.chan, "QUEUEWAIT", int(pbx.now() - e.start))
     q, m = e.queue, a.member
     q.holdtime = (q.holdtime * 3 + int(hold)) // 4  # recalc_holdtime's running average
     m.in_call = 1
     _agent_event(pbx, "AgentConnect", e, a, ("HoldTime", hold), ("RingTime", str(int(ring_ms))))
     connected = pbx.now()
+    if pbx.dialect != "13":
+
+        def bridge_over() -> None:  # 22's end_bridge_callback: Dial()'s timing variables
+            set_duration(pbx, e.chan, "ANSWEREDTIME", pbx.now() - connected)
+            set_duration(pbx, e.chan, "DIALEDTIME", pbx.now() - e.chan.created)
+
+        e.chan.after_bridge = bridge_over
     pbx.bridge(a.chan, e.chan)
     finished = False
 
@@ -401,14 +424,20 @@ def _leave(pbx: Pbx, e: Entry, status: str, *, abandoned: bool) -> None:
     st = _state(pbx)
     waiting = st.callers.get(e.queue.name, [])
     pos = _position(e, st)
+    if abandoned and not status:  # hung up: queue_exec's stop: first, then record_abandoned
+        _stop_timing(pbx, e)
     if abandoned:
         e.queue.abandoned += 1
+        pbx.set_var(e.chan, "ABANDONED", "TRUE")
         _caller_event(pbx, "QueueCallerAbandon", e, ("Position", str(pos)),
                       ("OriginalPosition", str(e.opos)), ("HoldTime", _secs(pbx, e.start)))
+    if abandoned and status:  # timed out: record_abandoned in the loop, then stop:
+        _stop_timing(pbx, e)
     if e in waiting:
         waiting.remove(e)
     _caller_event(pbx, "QueueCallerLeave", e, ("Position", str(pos)),
                   ("Count", str(len(waiting))))
+    pbx.set_var(e.chan, "QUEUEPOSITION", str(pos))
     if status and e.chan.alive:
         for a in list(e.attempts):
             _drop(pbx, e, a, "CANCEL")
@@ -418,6 +447,16 @@ def _leave(pbx: Pbx, e: Entry, status: str, *, abandoned: bool) -> None:
     for w in list(waiting):  # the others move up: the new head may ring now
         if not w.attempts:
             _wake(pbx, w, 0.0)
+
+
+def _stop_timing(pbx: Pbx, e: Entry) -> None:
+    """22's queue_exec ``stop:`` for a caller never connected: the wait, the channel's age,
+    and a zero answered time (13 sets none of them)."""
+    if pbx.dialect == "13":
+        return
+    set_duration(pbx, e.chan, "QUEUEWAIT", int(pbx.now() - e.start))
+    set_duration(pbx, e.chan, "DIALEDTIME", pbx.now() - e.chan.created)
+    set_duration(pbx, e.chan, "ANSWEREDTIME", 0)
 
 
 def _int(text: str) -> int:
