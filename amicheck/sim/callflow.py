@@ -1,6 +1,7 @@
 """Call flows of the simulated PBX that span channels: Dial of a Local channel into a
-bridge, a bridge dissolving when one party hangs up, the end of a dialplan thread, and
-Asterisk 22's DeviceStateChange events for Local devices.
+bridge (with the variables app_dial sets: DIALSTATUS, DIALEDPEERNAME/NUMBER, the timing), a
+bridge dissolving when one party hangs up, the end of a dialplan thread, and Asterisk 22's
+DeviceStateChange events for Local devices.
 
 Each follows what the fidelity harness records from Asterisk 13.38 and 22.10 (see
 tests/fidelity.py: originate-dial-bridge, redirect-live, originate-local-wait) and the code

@@ -8,7 +8,10 @@ AgentComplete (Reason caller or agent), when a HangupRequest tells app_queue of 
 A member that does not answer within the member timeout gets AgentRingNoAnswer and, after
 the retry wait, the queue rings again; a caller who hangs up while waiting, or whose
 Queue(...,timeout) runs out, gets QueueCallerAbandon then QueueCallerLeave
-(record_abandoned: the timeout counts as abandoned in app_queue).
+(record_abandoned: the timeout counts as abandoned in app_queue). A hangup queued to a
+waiting caller is seen by the application before the channel ends. The caller's variables
+are app_queue's: QUEUEPOSITION as it leaves, ABANDONED, and in 22 the reset, QUEUEWAIT and
+Dial()'s ANSWEREDTIME/DIALEDTIME; a 22 member gets DIALEDPEERNUMBER.
 
 Paused, unavailable and invalid members are not rung, nor busy ones with ringinuse off.
 Strategies: ringall (every member of the best penalty at once), rrmemory/roundrobin/
