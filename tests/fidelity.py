@@ -309,6 +309,8 @@ def _owner(msg: Message) -> str:
     """The channel (or bridge) an event is about, normalised: the key events sort by."""
     if msg.name == "OriginateResponse":  # from the originating thread: races the channel's
         return "~originate"
+    if msg.name == "DeviceStateChange":  # published from a task queue: compared as a set
+        return f"~device {msg.get('Device')} {msg.get('State')}"
     for key in ("Channel", "DestChannel", "LocalOneChannel", "BridgeUniqueid", "Queue"):
         value = msg.get(key)
         if value:
@@ -316,6 +318,15 @@ def _owner(msg: Message) -> str:
                 value = pattern.sub(repl, value)
             return value
     return ""
+
+
+#: a device whose state the server caches across calls, so whether a change shows depends on
+#: what ran before: the queue's availability (Queue:6500_avail) shows once after a start
+_HISTORY = re.compile(r"^Queue:.*_avail$")
+
+
+def _history(msg: Message) -> bool:
+    return msg.name == "DeviceStateChange" and bool(_HISTORY.match(msg.get("Device") or ""))
 
 
 def _foreign(msg: Message) -> bool:
@@ -362,7 +373,7 @@ def canonical(
     dropped: dict[str, int] = {}  # foreign list items per ActionID
     for m in msgs:
         if m.action_id is None and m.kind is MessageKind.EVENT:
-            if (own and _foreign(m)) or _other_session(m, port):
+            if (own and _foreign(m)) or _other_session(m, port) or _history(m):
                 continue
             if script.focus is not None and (m.name or "") not in script.focus:
                 continue
@@ -586,14 +597,12 @@ _QUEUE_EVENTS = frozenset(
 _BRIDGE_EVENTS = frozenset(
     {"BridgeCreate", "BridgeEnter", "BridgeLeave", "BridgeDestroy", "DialBegin", "DialEnd"}
 )
-#: every event of a call but 22's DeviceStateChange: Asterisk publishes device states from
-#: a task queue, deduplicated against a cache the earlier runs filled (Queue:6500_avail
-#: shows once after a start, then not), so their number and order are Asterisk's history
+#: every event of a call (22's DeviceStateChange too: see _owner and _history)
 _CALL_FLOW = _BRIDGE_EVENTS | frozenset(
     {
         "OriginateResponse", "Newchannel", "Newexten", "Newstate", "NewCallerid",
         "NewConnectedLine", "LocalBridge", "VarSet", "HangupRequest", "SoftHangupRequest",
-        "Hangup",
+        "Hangup", "DeviceStateChange",
     }
 )  # fmt: skip
 _CALL_SCRIPTS: tuple[Script, ...] = (
@@ -715,6 +724,17 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("QueuePenalty", Queue="6500", Interface="Local/9@x", Penalty="1")),
         ),
         events="agent",
+    ),
+    Script(
+        "queue-pause-devstate",  # 22: the member's pause device and the queue's, cached
+        (
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="true")),  # no change
+            Step(action("QueuePause", Queue="6500", Interface=_Q0, Paused="true")),  # none free
+            Step(action("QueuePause", Queue="6500", Interface=_Q0, Paused="false")),
+            Step(action("QueuePause", Queue="6500", Interface=_Q, Paused="false")),
+        ),
+        events="call,agent",
     ),
     Script(
         "queue-call",

@@ -361,3 +361,39 @@ def test_a_queue_timeout_records_the_abandon_then_the_timing_in_22() -> None:
                          "DIALEDTIME", "DIALEDTIME_MS", "ANSWEREDTIME", "ANSWEREDTIME_MS",
                          "QueueCallerLeave", "QUEUEPOSITION"]
     assert ("QUEUESTATUS", "TIMEOUT") in _vars(ev, "fid-q2")
+
+
+def _devices(events: list[Message]) -> list[tuple[str, str]]:
+    return [(m["Device"], m["State"]) for m in events if m.name == "DeviceStateChange"
+            and m["Device"].startswith("Queue:")]
+
+
+def test_22_publishes_the_queue_devices_on_a_change_only() -> None:
+    """app_queue's Queue:Q (RINGING while a caller waits), Queue:Q_pause_IFACE and
+    Queue:Q_avail are cached device states: a repeated pause shows nothing (fidelity script
+    queue-pause-devstate against Asterisk 22); 13 shows none of them."""
+    for dialect in ("13", "22"):
+        h = Harness()
+        if dialect == "22":
+            _dialect_22(h)
+        _pause(h, _B)
+        _pause(h, _B)
+        _pause(h, _A)  # nobody free now
+        _pause(h, _A, False)
+        seen = _devices(h.take_events())
+        assert seen == ([] if dialect == "13" else [
+            (f"Queue:6500_pause_{_B}", "INUSE"), (f"Queue:6500_pause_{_A}", "INUSE"),
+            ("Queue:6500_avail", "INUSE"), (f"Queue:6500_pause_{_A}", "NOT_INUSE"),
+            ("Queue:6500_avail", "NOT_INUSE")]), dialect
+        _call(h)
+        ev = _run(h, 3.0)
+        order = [m.name for m in ev if m.name in ("DeviceStateChange", "QueueCallerJoin",
+                                                  "QueueCallerLeave")
+                 and (m.name != "DeviceStateChange" or m["Device"] == "Queue:6500")]
+        assert order == (["QueueCallerJoin", "QueueCallerLeave"] if dialect == "13" else [
+            "DeviceStateChange", "QueueCallerJoin", "DeviceStateChange", "QueueCallerLeave"])
+        assert _devices(ev) == ([] if dialect == "13" else [
+            ("Queue:6500", "RINGING"), ("Queue:6500", "NOT_INUSE")])
+        # 22: both halves of the answering member's Local pair publish its device state
+        local = [m["State"] for m in ev if m.name == "DeviceStateChange" and m["Device"] == _A]
+        assert local == ([] if dialect == "13" else ["INUSE", "INUSE"])

@@ -195,6 +195,7 @@ def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
         m.paused, m.paused_reason = paused, reason if paused else ""
         # 13.38 appends the action's Reason after the member snapshot when one was given
         extra = [("Reason", reason)] if reason and pbx.dialect == "13" else []
+        queue_app.pause_changed(pbx, q, m)
         pbx.emit("QueueMemberPause", ("agent",), [*pbx.member_fields(q, m), *extra])
     return None
 
