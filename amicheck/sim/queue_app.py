@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 
 from amicheck.sim.callflow import set_duration
 from amicheck.sim.pbx import APPLICATIONS, ENDPOINTS, RING_SECONDS, Channel, Pbx, Queue, QueueMember
+from amicheck.sim.queue_devices import devstate
 
-__all__ = ["MEMBER_TIMEOUT", "RETRY", "Entry", "callers", "pause_changed", "run"]
+__all__ = ["MEMBER_TIMEOUT", "RETRY", "Entry", "callers", "run"]
 
 #: queues.conf timeout= and retry= of the reference kit (and a UCM's defaults)
 MEMBER_TIMEOUT = 15.0
@@ -74,7 +75,6 @@ class _State:
     queues: dict[str, Queue]  # the Pbx.queues this state belongs to (reset: a new dict)
     callers: dict[str, list[Entry]] = field(default_factory=dict)
     rrpos: dict[str, int] = field(default_factory=dict)
-    devices: dict[str, str] = field(default_factory=dict)  # the queue devices' cached states
 
 
 _STATES: weakref.WeakKeyDictionary[Pbx, _State] = weakref.WeakKeyDictionary()
@@ -93,32 +93,6 @@ def callers(pbx: Pbx, queue: str) -> list[Entry]:
 
 
 # -- events ----------------------------------------------------------------------------------
-def _devstate(pbx: Pbx, device: str, state: str) -> None:
-    """A queue's own device state (22's res_manager_devicestate shows it; 13 loads none):
-    app_queue sets them AST_DEVSTATE_CACHABLE, so only a change of state is an event."""
-    st = _state(pbx)
-    if pbx.dialect == "13" or st.devices.get(device) == state:
-        return
-    st.devices[device] = state
-    pbx.emit("DeviceStateChange", _CALL, [("Device", device), ("State", state)])
-
-
-def pause_changed(pbx: Pbx, q: Queue, m: QueueMember) -> None:
-    """set_queue_member_pause's device states, before its QueueMemberPause: the member's
-    pause device, then the queue's availability (``Queue:Q_avail``) as it now stands."""
-    _devstate(pbx, f"Queue:{q.name}_pause_{m.interface}", "INUSE" if m.paused else "NOT_INUSE")
-    if _available(pbx, m):
-        _devstate(pbx, f"Queue:{q.name}_avail", "NOT_INUSE")
-    elif not any(_available(pbx, o) for o in q.members):
-        _devstate(pbx, f"Queue:{q.name}_avail", "INUSE")
-
-
-def _available(pbx: Pbx, m: QueueMember) -> bool:
-    """is_member_available: not paused, and idle, or busy with ringinuse on."""
-    status = pbx.member_status(m)
-    return not m.paused and (status in (0, 1) or (m.ringinuse and status in (2, 3, 6, 7)))
-
-
 def _caller_event(pbx: Pbx, name: str, e: Entry, *extra: tuple[str, str]) -> None:
     pbx.emit(name, _AGENT, [*pbx.snapshot(e.chan), ("Queue", e.queue.name), *extra])
 
@@ -163,7 +137,7 @@ def run(pbx: Pbx, chan: Channel, data: str, nxt: Callable[[], None]) -> None:
     e = Entry(q, chan, now, len(waiting) + 1, now + timeout if timeout > 0 else None, nxt)
     waiting.append(e)
     if len(waiting) == 1:  # join_queue: the queue's device rings while anyone waits
-        _devstate(pbx, f"Queue:{q.name}", "RINGING")
+        devstate(pbx, f"Queue:{q.name}", "RINGING")
     _caller_event(pbx, "QueueCallerJoin", e, ("Position", str(e.opos)),
                   ("Count", str(len(waiting))))
     previous = chan.on_hangup
@@ -468,7 +442,7 @@ def _leave(pbx: Pbx, e: Entry, status: str, *, abandoned: bool) -> None:
     if e in waiting:
         waiting.remove(e)
         if not waiting:
-            _devstate(pbx, f"Queue:{e.queue.name}", "NOT_INUSE")
+            devstate(pbx, f"Queue:{e.queue.name}", "NOT_INUSE")
     _caller_event(pbx, "QueueCallerLeave", e, ("Position", str(pos)),
                   ("Count", str(len(waiting))))
     pbx.set_var(e.chan, "QUEUEPOSITION", str(pos))

@@ -3,7 +3,7 @@ event-list ``Queues`` (see amicheck.sim.handlers), member management, ``queue sh
 
 from __future__ import annotations
 
-from amicheck.sim import queue_app
+from amicheck.sim import queue_app, queue_devices
 from amicheck.sim.actions.base import (
     ActionContext,
     Handler,
@@ -195,7 +195,7 @@ def _queuepause(ctx: ActionContext, req: RequestLike) -> None:
         m.paused, m.paused_reason = paused, reason if paused else ""
         # 13.38 appends the action's Reason after the member snapshot when one was given
         extra = [("Reason", reason)] if reason and pbx.dialect == "13" else []
-        queue_app.pause_changed(pbx, q, m)
+        queue_devices.pause_changed(pbx, q, m)
         pbx.emit("QueueMemberPause", ("agent",), [*pbx.member_fields(q, m), *extra])
     return None
 
