@@ -92,7 +92,12 @@ def _candidate_ports(version: str) -> Iterator[tuple[int, int]]:
     every xdist worker, so workers that race to start one version ask for the same ports.
     """
     low, high = _ephemeral_range()
-    base = low - 12000 if low > 13000 else high + 1000
+    if low > 13000:
+        base = low - 12000  # Linux's default range: 20768
+    elif high < 64000:
+        base = high + 500
+    else:  # no room outside the range: free pairs inside it, a lost bind retried
+        base = 20768
     offset = VERSIONS.index(version)
     for i in range(8):
         port = base + 100 * i + offset
