@@ -897,7 +897,7 @@ class Pbx:
         self._hangup_event(ch, cause)
         if peer is not None:
             # a bridged half reads the queued hangup in its bridge and leaves it before its
-            # soft hangup (queue-call: BridgeLeave, then SoftHangupRequest and Hangup)
+            # soft hangup, as _hangup_local's does (measured there: queue-call)
             left = peer.bridge
             if left is not None:
                 self._leave_bridge(peer)
