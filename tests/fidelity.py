@@ -543,7 +543,9 @@ SCRIPTS: tuple[Script, ...] = (
                     "Originate", Channel="Local/2000@from-internal", Application="Wait",
                     Data="1", Async="true",
                 ),
-                linger=0.5,
+                # until the call is over: its late Hangup and 22's DeviceStateChange (no
+                # Linkedid to tell whose) would land in the scripts after it
+                linger=2.0,
                 unordered=True,
             ),
         ),
@@ -620,7 +622,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("Command", Command="core show channels")),
             _hangup("a"),
         ),
-        events="call",
+        events="on",
     ),
     Script(
         "originate-dial-bridge",
@@ -657,8 +659,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("Getvar", Channel="fid-c1", Variable="FIDVAR")),
             _hangup("c"),
         ),
-        events="call,dialplan",
-        focus=frozenset({"VarSet", "NewConnectedLine", "NewCallerid"}),
+        events="on",
     ),
     Script(
         "redirect-live",
@@ -689,7 +690,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             ),
             _hangup("r"),
         ),
-        events="call",
+        events="on",
     ),
     Script(
         "hangup-live-cause",
@@ -698,7 +699,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("Hangup", Channel="fid-h2", Cause="17"), linger=0.6, unordered=True),
             Step(action("Hangup", Channel="fid-h1")),
         ),
-        events="call",
+        events="on",
     ),
     Script(
         "queue-pause-penalty",
@@ -723,7 +724,7 @@ _CALL_SCRIPTS: tuple[Script, ...] = (
             Step(action("QueuePause", Queue="6500", Interface="Local/9@x", Paused="true")),
             Step(action("QueuePenalty", Queue="6500", Interface="Local/9@x", Penalty="1")),
         ),
-        events="agent",
+        events="on",
     ),
     Script(
         "queue-pause-devstate",  # 22: the member's pause device and the queue's, cached

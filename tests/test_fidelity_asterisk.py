@@ -139,6 +139,9 @@ def played_all(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Played]:
     """Every script against reference Asterisk 13 and 22 and the simulator speaking each,
     the two dialects at once (separate servers): the module's run time is the slower one."""
     insts = {v: reference(v) for v in DIALECTS}
+    # pytest makes the worker's base temp dir on first use, unlocked: two dialect threads
+    # racing to make it fail with FileExistsError (seen in 2 of 8 runs), so make it here
+    tmp_path_factory.getbasetemp()
 
     def play(version: str) -> Played:
         def go() -> Played:

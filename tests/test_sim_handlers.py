@@ -6,6 +6,7 @@ they exist, else from Asterisk 13's source texts (ami-reference.md).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -415,6 +416,28 @@ def test_setvar_connectedline_on_a_local_half() -> None:
     cid = [m for m in h.run(0.5) + h.take_events() if m.name == "NewCallerid"]
     assert [(m["Channel"], m["CallerIDNum"], m["CallerIDName"]) for m in cid] == [
         (name[:-1] + "2", "5551234", "Fid Line")]
+
+
+def test_the_other_half_shows_the_new_caller_id_as_each_dialect_does() -> None:
+    """The ;2 half's end after a CONNECTEDLINE update on ;1 (setvar-connectedline against
+    Asterisk 13.38 and 22.10): NewCallerid follows its Hangup in both; 13's HangupRequest
+    and SoftHangupRequest already show the new caller id (fresh snapshots), 22's do not."""
+    for dialect, early in (("13", "5551234"), ("22", "<unknown>")):
+        h = Harness()
+        if dialect == "22":
+            settings = dataclasses.replace(h.profile.settings,
+                                           banner="Asterisk Call Manager/11.0.0")
+            h.profile = dataclasses.replace(h.profile, settings=settings)
+        name = _call(h)
+        h.one("Setvar", Channel=name, Variable="CONNECTEDLINE(all)", Value='"Fid Line" <5551234>')
+        h.take_events()
+        h.one("Hangup", Channel=name)
+        two = name[:-1] + "2"
+        ev = [m for m in h.run(0.5) + h.take_events() if m.get("Channel") == two
+              and m.name != "DeviceStateChange"]
+        assert [(m.name, m.get("CallerIDNum")) for m in ev] == [
+            ("HangupRequest", early), ("SoftHangupRequest", early), ("Hangup", "5551234"),
+            ("NewCallerid", "5551234")], dialect
 
 
 @pytest.mark.parametrize("var", ["SHELL(id)", "EVAL(${X})", "X${SHELL(id)}"])

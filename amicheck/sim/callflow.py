@@ -146,7 +146,7 @@ def pbx_ended(pbx: Pbx, ch: Channel, context: str, exten: str, priority: int) ->
     goto()
     pbx._hangup_event(ch, 0)
     if peer is not None:
-        pbx._chan_event("HangupRequest", peer, ("Cause", "0"))
+        pbx.queued_hangup(peer, 0)
         pbx._hangup_event(peer, 0)
     pbx._after_hangup(ch, peer)
 

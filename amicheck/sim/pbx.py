@@ -761,7 +761,7 @@ class Pbx:
             return
         peer = ch.peer
         if peer is not None and peer.alive:
-            self._chan_event("HangupRequest", peer, ("Cause", "0"))
+            self.queued_hangup(peer, 0)
         self._hangup_event(ch, 0)
         if peer is not None and peer.alive:
             self._chan_event("SoftHangupRequest", peer, ("Cause", "16"))
@@ -822,17 +822,24 @@ class Pbx:
         if ch.local_base is not None and peer is not None and peer.alive:
             peer.pending_cid = (num, name)
 
+    def queued_hangup(self, ch: Channel, cause: int) -> None:
+        """HangupRequest of a Local half whose other half ended (the Local core queues the
+        hangup). A connected-line update it read meanwhile is its caller id already: 13's
+        blob events snapshot the channel afresh and show it, 22's show the cached snapshot
+        (setvar-connectedline); the NewCallerid comes with its Hangup in both."""
+        if self.dialect == "13" and ch.pending_cid is not None:
+            ch.cid_num, ch.cid_name = ch.pending_cid
+        self._chan_event("HangupRequest", ch, ("Cause", str(cause)))
+
     def _hangup_event(self, ch: Channel, cause: int, *, left: str | None = None) -> None:
         """The Hangup of ``ch`` (leaving its bridge first; ``left``: the bridge it already
         left, which still dissolves with it)."""
         if not ch.alive:
             return
+        newcid = ch.pending_cid is not None
         if ch.pending_cid is not None:
             ch.cid_num, ch.cid_name = ch.pending_cid
             ch.pending_cid = None
-            self._chan_event(
-                "NewCallerid", ch, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
-            )
         ch.alive = False
         self.channels.pop(ch.name, None)
         br = self.bridges.get(ch.bridge or left or "")
@@ -849,6 +856,10 @@ class Pbx:
         self._chan_event(
             "Hangup", ch, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))
         )
+        if newcid:  # one snapshot update: manager_channels' monitors report the Hangup first
+            self._chan_event(
+                "NewCallerid", ch, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+            )
         if br is not None and br.dissolve_hangup:
             callflow.dissolve(self, br, cause)
         if ch.on_hangup is not None:
@@ -893,7 +904,7 @@ class Pbx:
             rc = cause if request_cause is None else request_cause
             self._chan_event("HangupRequest", ch, ("Cause", str(rc)))
         if peer is not None:
-            self._chan_event("HangupRequest", peer, ("Cause", str(cause)))
+            self.queued_hangup(peer, cause)
         self._hangup_event(ch, cause)
         if peer is not None:
             # a bridged half reads the queued hangup in its bridge and leaves it before its
@@ -929,7 +940,7 @@ class Pbx:
         fidelity harness): the other half gets HangupRequest, the ;2 half (dialplan side)
         SoftHangupRequest 16, both hang up with the given cause; no HangupRequest on ;1."""
         one, two = (ch, peer) if ch.name.endswith(";1") else (peer, ch)
-        self._chan_event("HangupRequest", peer, ("Cause", str(cause)))
+        self.queued_hangup(peer, cause)
         self._hangup_event(one, cause)
         left = two.bridge if two is peer else None
         if left is not None:  # see _hangup: the bridged half leaves before its soft hangup,
