@@ -7,13 +7,10 @@ scripts originate-dial-bridge, redirect-live and originate-local-wait (tests/fid
 
 from __future__ import annotations
 
-import dataclasses
-
-from test_sim_handlers_kit import Harness, names
+from test_sim_handlers_kit import BANNERS, Harness, names
 
 from amicheck.protocol.message import Message
 
-B22 = "Asterisk Call Manager/11.0.0"
 DIAL = {"Channel": "Local/1000@from-internal", "Application": "Dial",
         "Data": "Local/2000@from-internal", "Async": "true", "ChannelId": "b1",
         "OtherChannelId": "b2"}
@@ -22,11 +19,7 @@ WAIT = {"Channel": "Local/2000@from-internal", "Application": "Wait", "Data": "1
 
 
 def _harness(dialect: str = "13") -> Harness:
-    h = Harness()
-    if dialect == "22":
-        settings = dataclasses.replace(h.profile.settings, banner=B22)
-        h.profile = dataclasses.replace(h.profile, settings=settings)
-    return h
+    return Harness(banner=BANNERS[dialect])
 
 
 def _of(events: list[Message], *wanted: str) -> list[Message]:

@@ -6,12 +6,11 @@ they exist, else from Asterisk 13's source texts (ami-reference.md).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
 from _conformance import CONFORMANCE_DIR, load
-from test_sim_handlers_kit import Harness, names, raw_action
+from test_sim_handlers_kit import BANNERS, Harness, names, raw_action
 
 from amicheck.privileges import may_run, parse_listcommands
 from amicheck.protocol import Message, Parser
@@ -423,11 +422,7 @@ def test_the_other_half_shows_the_new_caller_id_as_each_dialect_does() -> None:
     Asterisk 13.38 and 22.10): NewCallerid follows its Hangup in both; 13's HangupRequest
     and SoftHangupRequest already show the new caller id (fresh snapshots), 22's do not."""
     for dialect, early in (("13", "5551234"), ("22", "<unknown>")):
-        h = Harness()
-        if dialect == "22":
-            settings = dataclasses.replace(h.profile.settings,
-                                           banner="Asterisk Call Manager/11.0.0")
-            h.profile = dataclasses.replace(h.profile, settings=settings)
+        h = Harness(banner=BANNERS[dialect])
         name = _call(h)
         h.one("Setvar", Channel=name, Variable="CONNECTEDLINE(all)", Value='"Fid Line" <5551234>')
         h.take_events()

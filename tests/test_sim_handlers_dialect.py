@@ -9,19 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_sim_handlers_kit import Harness
+from test_sim_handlers_kit import B13, B22, Harness
 
 from amicheck.profile import default_profile
 from amicheck.sim.actions.dialect import dialect_of
-
-B13, B22 = "Asterisk Call Manager/2.10.6", "Asterisk Call Manager/11.0.0"
-
-
-def _harness(banner: str) -> Harness:
-    h = Harness()
-    settings = dataclasses.replace(h.profile.settings, banner=banner)
-    h.profile = dataclasses.replace(h.profile, settings=settings)
-    return h
 
 
 @pytest.mark.parametrize(
@@ -35,10 +26,10 @@ def test_dialect_follows_the_banner(banner: str, want: str) -> None:
 
 
 def test_command_framing_per_dialect() -> None:
-    m13 = _harness(B13).one("Command", Command="core show channels", ActionID="c")
+    m13 = Harness(banner=B13).one("Command", Command="core show channels", ActionID="c")
     assert m13.keys()[:3] == ["Response", "Privilege", "ActionID"] and m13["Response"] == "Follows"
     assert m13.text is not None and m13.text.endswith("0 active calls\n0 calls processed\n")
-    m22 = _harness(B22).one("Command", Command="core show channels", ActionID="c")
+    m22 = Harness(banner=B22).one("Command", Command="core show channels", ActionID="c")
     assert m22["Response"] == "Success" and m22["Message"] == "Command output follows"
     out = m22.getall("Output")
     assert out[0].startswith("Channel" + " " * 57 + " Location")
@@ -46,7 +37,7 @@ def test_command_framing_per_dialect() -> None:
 
 
 def test_queues_and_listcommands_per_dialect() -> None:
-    h13, h22 = _harness(B13), _harness(B22)
+    h13, h22 = Harness(banner=B13), Harness(banner=B22)
     assert h13.act("Queues")[0]["EventList"] == "start"
     assert h22.one("Queues")["Message"].startswith("Invalid/unknown command: Queues.")
     lc13, lc22 = h13.one("ListCommands"), h22.one("ListCommands")
@@ -60,7 +51,7 @@ def test_queues_and_listcommands_per_dialect() -> None:
 
 
 def test_queue_member_events_carry_the_snapshot() -> None:
-    h = _harness(B13)
+    h = Harness(banner=B13)
     iface = "Local/1000@from-internal"
     assert h.one("QueuePenalty", Queue="6500", Interface=iface, Penalty="2")["Response"] == (
         "Success"
@@ -74,7 +65,7 @@ def test_queue_member_events_carry_the_snapshot() -> None:
         )
     h.one("QueuePause", Queue="6500", Interface=iface, Paused="true", Reason="lunch")
     assert h.events[-1].items[-1] == ("Reason", "lunch")  # 13.38's trailing Reason
-    h22 = _harness(B22)
+    h22 = Harness(banner=B22)
     h22.one("QueuePause", Queue="6500", Interface=iface, Paused="true", Reason="lunch")
     ev22 = h22.events[-1]
     assert ev22.keys()[-1] == "Wrapuptime" and "LoginTime" in ev22.keys()
@@ -102,14 +93,14 @@ _SRC = {"SrcFilename": "queues.conf", "DstFilename": "new.conf"}
     ],
 )
 def test_updateconfig_error_cases(headers: dict[str, str], message: str) -> None:
-    h = _harness(B13)
+    h = Harness(banner=B13)
     m = h.one("UpdateConfig", **_SRC, **headers)
     assert (m["Response"], m["Message"]) == ("Error", message)
     assert h.one("GetConfig", Filename="new.conf")["Message"] == "Config file not found"
 
 
 def test_updateconfig_writes_what_getconfig_reads() -> None:
-    h = _harness(B13)
+    h = Harness(banner=B13)
     edits = {
         "Action-000000": "DelCat", "Cat-000000": "general",
         "Action-000001": "DelCat", "Cat-000001": "6500",
@@ -128,7 +119,7 @@ def test_updateconfig_writes_what_getconfig_reads() -> None:
 
 
 def test_updateconfig_22_needs_existing_files() -> None:
-    h = _harness(B22)
+    h = Harness(banner=B22)
     assert h.one("UpdateConfig", **_SRC)["Message"] == "File requires escalated privileges"
     h.one("CreateConfig", Filename="new.conf")
     assert h.one("UpdateConfig", **_SRC)["Response"] == "Success"

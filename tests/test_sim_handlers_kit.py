@@ -6,6 +6,7 @@ drains while advancing a fake clock, replies and events land in lists. Holds no 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
@@ -56,11 +57,16 @@ def names(msgs: Iterable[Message]) -> list[str]:
     return [m.name or "" for m in msgs]
 
 
+#: the banners of reference Asterisk 13.38 and 22.10 (the simulator's two dialects)
+B13, B22 = "Asterisk Call Manager/2.10.6", "Asterisk Call Manager/11.0.0"
+BANNERS = {"13": B13, "22": B22}
+
+
 class Harness:
     """One PBX, a fake loop, and an ``act()`` that runs an action as a given user."""
 
     def __init__(self, seed: int = 0, privileges: Iterable[str] = ("all",),
-                 faults: Iterable[str] = ()) -> None:
+                 faults: Iterable[str] = (), banner: str | None = None) -> None:
         self.loop = FakeLoop()
         self.events: list[Message] = []
         self.classes: list[frozenset[str]] = []
@@ -69,6 +75,9 @@ class Harness:
         self.privileges = frozenset(privileges)
         self.faults = frozenset(faults)
         self.profile = default_profile()
+        if banner is not None:  # the banner picks the dialect (B22: Asterisk 22's)
+            settings = dataclasses.replace(self.profile.settings, banner=banner)
+            self.profile = dataclasses.replace(self.profile, settings=settings)
         self.pbx = Pbx(seed, self.loop.call_later, self._emit, clock=lambda: self.loop.t)
 
     def _emit(self, msg: Message, classes: frozenset[str]) -> None:

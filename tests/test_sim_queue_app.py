@@ -3,9 +3,7 @@ a client author relies on, per strategy, timeout, pause and hangup side (no sock
 
 from __future__ import annotations
 
-import dataclasses
-
-from test_sim_handlers_kit import Harness
+from test_sim_handlers_kit import B22, BANNERS, Harness
 
 from amicheck.protocol import Message
 from amicheck.sim import queue_app
@@ -197,9 +195,7 @@ def test_member_hanging_up_ends_the_call_with_reason_agent() -> None:
 
 
 def test_dialect_22_reports_a_member_status_change_once() -> None:
-    h = Harness()
-    settings = dataclasses.replace(h.profile.settings, banner="Asterisk Call Manager/11.0.0")
-    h.profile = dataclasses.replace(h.profile, settings=settings)  # the 22 dialect
+    h = Harness(banner=B22)
     _pause(h, _B)
     h.take_events()
     _call(h)
@@ -256,11 +252,6 @@ def test_a_busy_member_with_ringinuse_off_is_not_rung() -> None:
     assert _queue(ev) == ["QueueCallerJoin"]
 
 
-def _dialect_22(h: Harness) -> None:
-    settings = dataclasses.replace(h.profile.settings, banner="Asterisk Call Manager/11.0.0")
-    h.profile = dataclasses.replace(h.profile, settings=settings)
-
-
 def _vars(events: list[Message], uniqueid: str) -> list[tuple[str, str]]:
     return [(m["Variable"], m["Value"]) for m in events
             if m.name == "VarSet" and m["Uniqueid"] == uniqueid]
@@ -285,9 +276,7 @@ def test_an_answered_caller_gets_app_queues_variables_per_dialect() -> None:
                 "QUEUEWAIT_MS", "QueueCallerJoin", "QueueCallerLeave", "QUEUEPOSITION",
                 "QUEUEWAIT", "QUEUEWAIT_MS", "AgentConnect", "BRIDGEPEER"]),
     ):
-        h = Harness()
-        if dialect == "22":
-            _dialect_22(h)
+        h = Harness(banner=BANNERS[dialect])
         _pause(h, _B)
         h.take_events()
         _call(h)
@@ -328,9 +317,7 @@ def test_an_abandoning_caller_leaves_the_queue_before_it_hangs_up() -> None:
                 "ANSWEREDTIME", "ANSWEREDTIME_MS", "ABANDONED", "QueueCallerAbandon",
                 "QueueCallerLeave", "QUEUEPOSITION", "SoftHangupRequest", "Hangup"]),
     ):
-        h = Harness()
-        if dialect == "22":
-            _dialect_22(h)
+        h = Harness(banner=BANNERS[dialect])
         _pause(h, _A)
         _pause(h, _B)
         _call(h)
@@ -348,8 +335,7 @@ def test_an_abandoning_caller_leaves_the_queue_before_it_hangs_up() -> None:
 
 def test_a_queue_timeout_records_the_abandon_then_the_timing_in_22() -> None:
     """22: the loop's record_abandoned comes before queue_exec's stop: on a timeout."""
-    h = Harness()
-    _dialect_22(h)
+    h = Harness(banner=B22)
     _pause(h, _A)
     _pause(h, _B)
     _call(h)
@@ -373,9 +359,7 @@ def test_22_publishes_the_queue_devices_on_a_change_only() -> None:
     Queue:Q_avail are cached device states: a repeated pause shows nothing (fidelity script
     queue-pause-devstate against Asterisk 22); 13 shows none of them."""
     for dialect in ("13", "22"):
-        h = Harness()
-        if dialect == "22":
-            _dialect_22(h)
+        h = Harness(banner=BANNERS[dialect])
         _pause(h, _B)
         _pause(h, _B)
         _pause(h, _A)  # nobody free now
