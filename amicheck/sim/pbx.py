@@ -844,9 +844,9 @@ class Pbx:
         self.channels.pop(ch.name, None)
         br = self.bridges.get(ch.bridge or left or "")
         if br is not None and br.dissolve_hangup:  # every party is told to leave at once
-            for name in [ch.name, *(n for n in br.channels if n != ch.name)]:
-                party = ch if name == ch.name else self.channels.get(name)
-                if party is not None:
+            self.set_var(ch, "BRIDGEPEER", None)
+            for party in map(self.channels.get, br.channels):
+                if party is not None and party is not ch:
                     self.set_var(party, "BRIDGEPEER", None)
         if ch.bridge is not None:
             self._leave_bridge(ch)
@@ -907,21 +907,23 @@ class Pbx:
             self.queued_hangup(peer, cause)
         self._hangup_event(ch, cause)
         if peer is not None:
-            # a bridged half reads the queued hangup in its bridge and leaves it before its
-            # soft hangup, as _hangup_local's does (measured there: queue-call)
-            left = peer.bridge
-            if left is not None:
-                self._leave_bridge(peer)
-            self._application_sees_hangup(peer)
-            self._chan_event("SoftHangupRequest", peer, ("Cause", str(cause)))
-            self._hangup_event(peer, cause, left=left)
+            self._other_half_ends(peer, cause, cause)
         self._after_hangup(ch, peer)
 
-    @staticmethod
-    def _application_sees_hangup(ch: Channel) -> None:
+    def _other_half_ends(self, ch: Channel, cause: int, soft_cause: int) -> None:
+        """A Local half ends on the hangup its other half queued to it. A bridged one reads
+        it in its bridge and leaves first, and leaving sets a missing cause
+        (channel_set_cause: Normal Clearing); the application it runs sees the hangup
+        (queue-call, queue-abandon); then its SoftHangupRequest and Hangup."""
+        left = ch.bridge
+        if left is not None:
+            self._leave_bridge(ch)
+            cause = cause if cause > 0 else 16
         then, ch.on_hangup_request = ch.on_hangup_request, None
         if then is not None:
             then()
+        self._chan_event("SoftHangupRequest", ch, ("Cause", str(soft_cause)))
+        self._hangup_event(ch, cause, left=left)
 
     def hangup(self, ch: Channel, cause: int | None = None) -> None:
         """The AMI Hangup action (Cause: default 16 Normal Clearing; a Local half: 0)."""
@@ -942,13 +944,11 @@ class Pbx:
         one, two = (ch, peer) if ch.name.endswith(";1") else (peer, ch)
         self.queued_hangup(peer, cause)
         self._hangup_event(one, cause)
-        left = two.bridge if two is peer else None
-        if left is not None:  # see _hangup: the bridged half leaves before its soft hangup,
-            self._leave_bridge(two)  # and leaving sets a missing cause (channel_set_cause)
         if two is peer:
-            self._application_sees_hangup(two)
-        self._chan_event("SoftHangupRequest", two, ("Cause", "16"))
-        self._hangup_event(two, cause if left is None or cause > 0 else 16, left=left)
+            self._other_half_ends(two, cause, 16)
+        else:
+            self._chan_event("SoftHangupRequest", two, ("Cause", "16"))
+            self._hangup_event(two, cause)
         self._after_hangup(ch, peer)
 
     def set_absolute_timeout(self, ch: Channel, seconds: float) -> None:

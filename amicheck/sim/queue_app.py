@@ -287,8 +287,9 @@ def _local_pair(pbx: Pbx, e: Entry, base: str, ctx: str, exten: str) -> tuple[Ch
     pbx._chan_event("NewCallerid", one,
                     ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
     if pbx.dialect != "13":  # 22's ring_entry; local_call hands ;1's variables to ;2
-        pbx.set_var(one, "DIALEDPEERNUMBER", base.partition("/")[2])
-        pbx.set_var(two, "DIALEDPEERNUMBER", base.partition("/")[2])
+        location = base.partition("/")[2]
+        pbx.set_var(one, "DIALEDPEERNUMBER", location)
+        pbx.set_var(two, "DIALEDPEERNUMBER", location)
     two.conn_num, two.conn_name = one.cid_num, one.cid_name
     pbx._chan_event("NewConnectedLine", two)
     pbx.emit("LocalBridge", _CALL, [
